@@ -207,7 +207,10 @@ class JointPrior:
         if int(n) != n or n < 0:
             raise ValueError(f"n must be a non-negative integer, got {n!r}")
         gen = np.random.default_rng(rng)
-        return np.column_stack([p.sample(int(n), gen) for p in self.priors.values()]).reshape(int(n), -1)
+        out = np.empty((int(n), len(self.priors)))
+        for k, p in enumerate(self.priors.values()):
+            out[:, k] = p.sample(int(n), gen)
+        return out
 
     def log_prob(self, theta: FloatArray) -> FloatArray:
         """Joint log density, shape (n,), for ``theta`` of shape (n, n_params)."""

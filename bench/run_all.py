@@ -1,0 +1,38 @@
+"""Run every benchmark in bench/ and write the figures to bench/out/results.json."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+import bench_memory
+import bench_simulate
+
+
+def main() -> None:
+    machine = {
+        "date_utc": datetime.now(UTC).isoformat(timespec="seconds"),
+        "cpus": len(os.sched_getaffinity(0)),
+        "processor": platform.processor() or platform.machine(),
+        "python": platform.python_version(),
+    }
+    print(f"machine: {machine}")
+    results = {"machine": machine}
+    print("\n== bench_simulate ==")
+    results["simulate"] = bench_simulate.main()
+    print("\n== bench_memory ==")
+    results["memory"] = bench_memory.main()
+    out = Path(__file__).parent / "out"
+    out.mkdir(exist_ok=True)
+    (out / "results.json").write_text(json.dumps(results, indent=2))
+    print(f"\nwrote {out / 'results.json'}")
+
+
+if __name__ == "__main__":
+    main()

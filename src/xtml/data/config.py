@@ -1,0 +1,311 @@
+"""Simulation configurations: a TOML file, checked strictly, resolved into frozen dataclasses.
+
+A configuration names the observation (bin width, segments, detector modules), the prior on
+the mean count rate, one or more classes (each a PSD model and a prior over its parameters),
+and how the dataset is stored.  Unknown keys are errors that list the valid ones: a typo must
+never silently fall back to a default.  See ``configs/*.toml`` for commented examples.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+from xtml.psd import JointPrior, Prior1D, PSDModel, prior_from_config
+from xtml.timing import PowerSpectrum, rebin_linear, rebin_log
+
+__all__ = [
+    "ClassSpec",
+    "DatasetSpec",
+    "ObservationSpec",
+    "SimulationConfig",
+    "load_config",
+]
+
+Norm = Literal["leahy", "frac", "abs"]
+_NORMS = ("leahy", "frac", "abs")
+_SPLITS = ("train", "validation", "test")
+
+
+def _check_keys(table: Mapping[str, Any], allowed: tuple[str, ...], where: str) -> None:
+    unknown = [k for k in table if k not in allowed]
+    if unknown:
+        raise ValueError(f"unknown key(s) {unknown} in [{where}]; valid keys: {', '.join(allowed)}")
+
+
+def _get_int(table: Mapping[str, Any], key: str, default: int, minimum: int, where: str) -> int:
+    value = table.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ValueError(f"[{where}] {key} must be an integer >= {minimum}, got {value!r}")
+    return value
+
+
+def _get_float(table: Mapping[str, Any], key: str, default: float | None, where: str) -> float:
+    if key not in table and default is None:
+        raise ValueError(f"[{where}] {key} is required")
+    value = table.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int | float) or not np.isfinite(value):
+        raise ValueError(f"[{where}] {key} must be a finite number, got {value!r}")
+    return float(value)
+
+
+@dataclass(frozen=True)
+class ObservationSpec:
+    """How the source is observed and turned into a spectrum.
+
+    Attributes
+    ----------
+    dt : float
+        Bin width, s (Nyquist frequency ``1 / (2 dt)``).
+    segment_bins : int
+        Bins per segment; the spectrum has ``segment_bins // 2 - 1`` Fourier frequencies
+        (Nyquist excluded) before rebinning.
+    n_segments : int
+        Segments averaged per spectrum (M); the light curve has ``n_segments * segment_bins`` bins.
+    n_modules : int
+        Identical detector modules seeing the same source (their counts are summed for the
+        spectrum; per-module light curves can be stored).
+    red_noise_factor, alias_factor : int
+        Oversampling in duration and time resolution (see ``xtml.simulate.simulate_rate``).
+    norm : {"leahy", "frac", "abs"}
+    rebin_linear : int
+        Average this many adjacent frequencies (1 = none).
+    rebin_log : float
+        Logarithmic rebinning factor f (0 = none), applied after linear rebinning.
+    """
+
+    dt: float
+    segment_bins: int
+    n_segments: int = 1
+    n_modules: int = 1
+    red_noise_factor: int = 1
+    alias_factor: int = 1
+    norm: Norm = "leahy"
+    rebin_linear: int = 1
+    rebin_log: float = 0.0
+
+    @property
+    def n_bins(self) -> int:
+        """Bins per simulated light curve."""
+        return self.segment_bins * self.n_segments
+
+    @property
+    def segment_length(self) -> float:
+        """Segment duration, s."""
+        return self.segment_bins * self.dt
+
+    def rebin(self, ps: PowerSpectrum) -> PowerSpectrum:
+        """Apply this observation's linear, then logarithmic, rebinning to a spectrum."""
+        if self.rebin_linear > 1:
+            ps = rebin_linear(ps, self.rebin_linear)
+        if self.rebin_log > 0:
+            ps = rebin_log(ps, self.rebin_log)
+        return ps
+
+
+@dataclass(frozen=True)
+class ClassSpec:
+    """One class of sources: a PSD model, a prior over its parameters, and a sampling weight."""
+
+    name: str
+    model: PSDModel
+    prior: JointPrior
+    weight: float
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    """How the dataset is generated and stored."""
+
+    seed: int
+    chunk_size: int = 1000
+    store_lightcurves: bool = False
+    power_dtype: Literal["float32", "float64"] = "float32"
+    split: tuple[float, float, float] = (0.7, 0.15, 0.15)
+
+
+@dataclass(frozen=True)
+class SimulationConfig:
+    """A resolved, validated simulation configuration."""
+
+    observation: ObservationSpec
+    rate: Prior1D
+    classes: tuple[ClassSpec, ...]
+    dataset: DatasetSpec
+
+    @property
+    def class_names(self) -> tuple[str, ...]:
+        """Class names; a label is the index into this tuple."""
+        return tuple(c.name for c in self.classes)
+
+    @property
+    def param_names(self) -> tuple[str, ...]:
+        """``"rate"`` then the union of the classes' parameters, in first-seen order."""
+        names = ["rate"]
+        for c in self.classes:
+            names += [p for p in c.model.param_names if p not in names]
+        return tuple(names)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The canonical configuration (every default filled in), as TOML-ready data."""
+        o = self.observation
+        d = self.dataset
+        return {
+            "observation": {
+                "dt": o.dt,
+                "segment_bins": o.segment_bins,
+                "n_segments": o.n_segments,
+                "n_modules": o.n_modules,
+                "red_noise_factor": o.red_noise_factor,
+                "alias_factor": o.alias_factor,
+                "norm": o.norm,
+                "rebin_linear": o.rebin_linear,
+                "rebin_log": o.rebin_log,
+            },
+            "rate": self.rate.to_config(),
+            "classes": {
+                c.name: {
+                    "weight": c.weight,
+                    "components": c.model.to_kinds(),
+                    "priors": c.prior.to_config(),
+                }
+                for c in self.classes
+            },
+            "dataset": {
+                "seed": d.seed,
+                "chunk_size": d.chunk_size,
+                "store_lightcurves": d.store_lightcurves,
+                "power_dtype": d.power_dtype,
+                "split": dict(zip(_SPLITS, d.split, strict=True)),
+            },
+        }
+
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, Any]) -> SimulationConfig:
+        """Validate a configuration mapping (as read from TOML) and resolve it."""
+        _check_keys(raw, ("observation", "rate", "classes", "dataset"), "top level")
+        for key in ("observation", "rate", "classes"):
+            if key not in raw:
+                raise ValueError(f"configuration needs a [{key}] table")
+        obs = _observation(raw["observation"])
+        rate = prior_from_config("rate", raw["rate"])
+        low, _ = rate.support
+        if low <= 0:
+            raise ValueError(f"[rate] prior must stay above 0 ct/s, got support {rate.support}")
+        classes = _classes(raw["classes"], obs)
+        dataset = _dataset(raw.get("dataset", {}))
+        return cls(observation=obs, rate=rate, classes=classes, dataset=dataset)
+
+
+def _observation(t: Mapping[str, Any]) -> ObservationSpec:
+    w = "observation"
+    _check_keys(t, tuple(ObservationSpec.__dataclass_fields__), w)
+    dt = _get_float(t, "dt", None, w)
+    if dt <= 0:
+        raise ValueError(f"[observation] dt must be > 0 s, got {dt}")
+    norm = t.get("norm", "leahy")
+    if norm not in _NORMS:
+        raise ValueError(f"[observation] norm must be one of {', '.join(_NORMS)}, got {norm!r}")
+    rebin_log = _get_float(t, "rebin_log", 0.0, w)
+    if rebin_log < 0:
+        raise ValueError(f"[observation] rebin_log must be >= 0 (0 = no log rebinning), got {rebin_log}")
+    if "segment_bins" not in t:
+        raise ValueError("[observation] segment_bins is required")
+    return ObservationSpec(
+        dt=dt,
+        segment_bins=_get_int(t, "segment_bins", 0, 4, w),
+        n_segments=_get_int(t, "n_segments", 1, 1, w),
+        n_modules=_get_int(t, "n_modules", 1, 1, w),
+        red_noise_factor=_get_int(t, "red_noise_factor", 1, 1, w),
+        alias_factor=_get_int(t, "alias_factor", 1, 1, w),
+        norm=norm,
+        rebin_linear=_get_int(t, "rebin_linear", 1, 1, w),
+        rebin_log=rebin_log,
+    )
+
+
+def _classes(t: Mapping[str, Any], obs: ObservationSpec) -> tuple[ClassSpec, ...]:
+    if not isinstance(t, Mapping) or not t:
+        raise ValueError("[classes] needs at least one class table, e.g. [classes.qpo]")
+    out = []
+    nyquist = 0.5 / obs.dt
+    for name, spec in t.items():
+        where = f"classes.{name}"
+        if not isinstance(spec, Mapping):
+            raise ValueError(f"[{where}] must be a table")
+        _check_keys(spec, ("components", "priors", "weight"), where)
+        if "components" not in spec or "priors" not in spec:
+            raise ValueError(f"[{where}] needs 'components' and 'priors'")
+        try:
+            model = PSDModel.from_kinds(spec["components"])
+            prior = JointPrior.from_config(spec["priors"])
+            prior.require(model.param_names)
+        except ValueError as err:
+            raise ValueError(f"[{where}] {err}") from None
+        for pname, p in prior.priors.items():
+            if pname.endswith(".nu0") and p.support[1] >= nyquist:
+                raise ValueError(
+                    f"[{where}] prior on {pname} reaches {p.support[1]} Hz, at or above the Nyquist "
+                    f"frequency {nyquist} Hz of dt = {obs.dt} s"
+                )
+        # check the prior's whole box against the component bounds
+        lows = np.array([[p.support[0] for p in prior.priors.values()]])
+        highs = np.array([[p.support[1] for p in prior.priors.values()]])
+        try:
+            model.check(lows)
+            model.check(highs)
+        except ValueError as err:
+            raise ValueError(f"[{where}] prior range not allowed: {err}") from None
+        weight = _get_float(spec, "weight", 1.0, where)
+        if weight <= 0:
+            raise ValueError(f"[{where}] weight must be > 0, got {weight}")
+        out.append(ClassSpec(name=str(name), model=model, prior=prior, weight=weight))
+    return tuple(out)
+
+
+def _dataset(t: Mapping[str, Any]) -> DatasetSpec:
+    w = "dataset"
+    _check_keys(t, tuple(DatasetSpec.__dataclass_fields__), w)
+    power_dtype = t.get("power_dtype", "float32")
+    if power_dtype not in ("float32", "float64"):
+        raise ValueError(f"[dataset] power_dtype must be 'float32' or 'float64', got {power_dtype!r}")
+    store_lc = t.get("store_lightcurves", False)
+    if not isinstance(store_lc, bool):
+        raise ValueError(f"[dataset] store_lightcurves must be true or false, got {store_lc!r}")
+    split_t = t.get("split", {"train": 0.7, "validation": 0.15, "test": 0.15})
+    if not isinstance(split_t, Mapping):
+        raise ValueError("[dataset] split must be a table {train = ..., validation = ..., test = ...}")
+    _check_keys(split_t, _SPLITS, "dataset.split")
+    split = tuple(_get_float(split_t, k, 0.0, "dataset.split") for k in _SPLITS)
+    if any(s < 0 for s in split) or not np.isclose(sum(split), 1.0):
+        raise ValueError(f"[dataset.split] fractions must be >= 0 and sum to 1, got {split}")
+    return DatasetSpec(
+        seed=_get_int(t, "seed", 0, 0, w),
+        chunk_size=_get_int(t, "chunk_size", 1000, 1, w),
+        store_lightcurves=store_lc,
+        power_dtype=power_dtype,
+        split=split,  # type: ignore[arg-type]
+    )
+
+
+def load_config(path: str | Path) -> SimulationConfig:
+    """Read and validate a TOML configuration file.
+
+    Errors name the file and the offending key; a missing file says where it looked.
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise ValueError(f"configuration file {str(p)!r} does not exist")
+    try:
+        raw = tomllib.loads(p.read_text())
+    except tomllib.TOMLDecodeError as err:
+        raise ValueError(f"{p}: not valid TOML: {err}") from None
+    try:
+        return SimulationConfig.from_dict(raw)
+    except ValueError as err:
+        raise ValueError(f"{p}: {err}") from None

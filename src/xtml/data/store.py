@@ -1,0 +1,399 @@
+"""Simulated datasets on disk: a chunked Zarr store that is resumable and never half-valid.
+
+Layout of ``DIR.zarr`` (first axis = simulated observation, chunked by ``chunk_size``):
+
+========================  ==========================  ==========================================
+array                     shape                       content
+========================  ==========================  ==========================================
+``params``                (n, n_params) float64       ``"rate"`` then the union of the classes'
+                                                      parameters; NaN where a class has no such
+                                                      parameter (e.g. the QPO centroid of a
+                                                      no-QPO spectrum), never elsewhere
+``labels``                (n,) int16                  index into ``class_names``
+``split``                 (n,) int8                   0 train, 1 validation, 2 test
+``power``                 (n, n_freq) float32/64      averaged, rebinned power spectrum
+``mean_rate``             (n,) float64                measured mean count rate (ct/s, all modules)
+``n_clipped``             (n,) int64                  bins where the Gaussian rate was clipped at 0
+``lightcurves``           (n, [n_modules,] n_bins)    counts, only with ``store_lightcurves``
+``freq``, ``m``, ``df``   (n_freq,)                   frequency grid, powers per bin, bin widths
+``done``                  (n_chunks,) uint8           1 once every array of that chunk is written
+========================  ==========================  ==========================================
+
+The group attributes hold the canonical configuration, seed, chunk size and provenance.
+
+Chunk ``i`` draws all its randomness from ``SeedSequence(seed, spawn_key=(i,))``: its content
+depends on the seed, the configuration and the chunk index only, so chunks can be made in any
+order, by any process, and a resumed run is byte-identical to an uninterrupted one.  ``done``
+is written last, so a chunk interrupted mid-write is redone by the next run and refused by
+:func:`open_dataset` until then.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import zarr
+from numpy.typing import NDArray
+
+from xtml.data.config import SimulationConfig
+from xtml.data.provenance import provenance
+from xtml.simulate import simulate_lightcurves
+from xtml.timing import PowerSpectrum, periodogram
+
+__all__ = [
+    "SPLIT_NAMES",
+    "IncompleteDatasetError",
+    "SimDataset",
+    "open_dataset",
+    "simulate_chunk",
+    "simulate_dataset",
+    "spectrum_grid",
+]
+
+SPLIT_NAMES = ("train", "validation", "test")
+FORMAT_VERSION = 1
+
+
+class IncompleteDatasetError(ValueError):
+    """A dataset with unfinished chunks; ``missing`` lists their indices."""
+
+    def __init__(self, path: Path, missing: list[int]) -> None:
+        self.path = path
+        self.missing = missing
+        shown = ", ".join(map(str, missing[:10])) + (" ..." if len(missing) > 10 else "")
+        super().__init__(
+            f"dataset {str(path)!r} is incomplete: {len(missing)} chunk(s) not finished ({shown}); "
+            "re-run the same `xtml simulate` command to complete it"
+        )
+
+
+def _spectrum(config: SimulationConfig, counts: NDArray[np.int64]) -> PowerSpectrum:
+    o = config.observation
+    return o.rebin(periodogram(counts, o.dt, norm=o.norm, segment_bins=o.segment_bins))
+
+
+def spectrum_grid(config: SimulationConfig) -> PowerSpectrum:
+    """The frequency grid (freq, m, df) of the dataset's spectra, from a constant light curve."""
+    flat = np.full((1, config.observation.n_bins), 10, dtype=np.int64)
+    return _spectrum(config, flat)
+
+
+def simulate_chunk(
+    config: SimulationConfig, chunk_index: int, size: int, seed: int
+) -> dict[str, NDArray[Any]]:
+    """Simulate one chunk: ``size`` observations from ``SeedSequence(seed, spawn_key=(chunk_index,))``.
+
+    Returns a dict of the per-observation arrays described in the module docstring.
+    """
+    o = config.observation
+    ss = np.random.SeedSequence(seed, spawn_key=(chunk_index,))
+    class_rng, param_rng, split_rng = (np.random.default_rng(s) for s in ss.spawn(3))
+    sim_rngs = np.random.default_rng(ss.spawn(1)[0]).spawn(len(config.classes))
+    weights = np.array([c.weight for c in config.classes])
+    labels = class_rng.choice(len(config.classes), size=size, p=weights / weights.sum()).astype(np.int16)
+    names = config.param_names
+    params = np.full((size, len(names)), np.nan)
+    params[:, 0] = config.rate.sample(size, param_rng)
+    lc_shape = (size, o.n_modules, o.n_bins) if o.n_modules > 1 else (size, o.n_bins)
+    counts = np.empty(lc_shape, dtype=np.int64)
+    clipped = np.zeros(size, dtype=np.int64)
+    for c, spec in enumerate(config.classes):
+        idx = np.flatnonzero(labels == c)
+        theta = spec.prior.sample(idx.size, param_rng)
+        cols = [names.index(p) for p in spec.model.param_names]
+        params[np.ix_(idx, cols)] = theta
+        if idx.size == 0:
+            continue
+        lc = simulate_lightcurves(
+            spec.model,
+            theta,
+            mean_rate=params[idx, 0],
+            dt=o.dt,
+            n_bins=o.n_bins,
+            rng=sim_rngs[c],
+            n_modules=o.n_modules,
+            red_noise_factor=o.red_noise_factor,
+            alias_factor=o.alias_factor,
+        )
+        counts[idx] = lc.counts
+        clipped[idx] = lc.n_clipped
+    total = counts.sum(axis=1) if o.n_modules > 1 else counts
+    ps = _spectrum(config, total)
+    split = split_rng.choice(3, size=size, p=np.asarray(config.dataset.split)).astype(np.int8)
+    out: dict[str, NDArray[Any]] = {
+        "params": params,
+        "labels": labels,
+        "split": split,
+        "power": ps.power.astype(config.dataset.power_dtype),
+        "mean_rate": ps.mean_rate,
+        "n_clipped": clipped,
+    }
+    if config.dataset.store_lightcurves:
+        out["lightcurves"] = counts.astype(np.int32)
+    return out
+
+
+def _meta(config: SimulationConfig, n: int, seed: int, chunk_size: int) -> dict[str, Any]:
+    return {
+        "format_version": FORMAT_VERSION,
+        "n": n,
+        "seed": seed,
+        "chunk_size": chunk_size,
+        "config": config.to_dict(),
+        "param_names": list(config.param_names),
+        "class_names": list(config.class_names),
+        "split_names": list(SPLIT_NAMES),
+    }
+
+
+def _create(path: Path, config: SimulationConfig, n: int, seed: int, chunk_size: int) -> zarr.Group:
+    o = config.observation
+    grid = spectrum_grid(config)
+    n_chunks = -(-n // chunk_size)
+    g = zarr.open_group(str(path), mode="w")
+    spec = {
+        "params": ((n, len(config.param_names)), "float64"),
+        "labels": ((n,), "int16"),
+        "split": ((n,), "int8"),
+        "power": ((n, grid.n_freq), config.dataset.power_dtype),
+        "mean_rate": ((n,), "float64"),
+        "n_clipped": ((n,), "int64"),
+    }
+    if config.dataset.store_lightcurves:
+        shape = (n, o.n_modules, o.n_bins) if o.n_modules > 1 else (n, o.n_bins)
+        spec["lightcurves"] = (shape, "int32")
+    for name, (shape, dtype) in spec.items():
+        g.create_array(name, shape=shape, chunks=(chunk_size, *shape[1:]), dtype=dtype)
+    for name, values in (("freq", grid.freq), ("m", grid.m), ("df", grid.df)):
+        arr = g.create_array(name, shape=values.shape, dtype=values.dtype)
+        arr[:] = values
+    g.create_array("done", shape=(n_chunks,), chunks=(1,), dtype="uint8", fill_value=0)
+    meta = _meta(config, n, seed, chunk_size)
+    meta["provenance"] = provenance()
+    meta["segment_length"] = o.segment_length
+    meta["norm"] = o.norm
+    g.attrs["xtml"] = meta
+    return g
+
+
+def _done_chunks(g: zarr.Group) -> NDArray[np.bool_]:
+    return np.asarray(g["done"][:]) == 1
+
+
+def _diff(a: Any, b: Any, prefix: str = "") -> list[str]:
+    if isinstance(a, dict) and isinstance(b, dict):
+        out = []
+        for k in sorted(set(a) | set(b)):
+            out += _diff(a.get(k), b.get(k), f"{prefix}{k}.")
+        return out
+    return [] if a == b else [f"{prefix.rstrip('.')}: stored {a!r}, requested {b!r}"]
+
+
+def simulate_dataset(
+    config: SimulationConfig,
+    n: int,
+    out: str | Path,
+    *,
+    seed: int | None = None,
+    chunk_size: int | None = None,
+    overwrite: bool = False,
+    progress: bool = True,
+    chunks: Iterable[int] | None = None,
+    on_chunk: Callable[[int], None] | None = None,
+) -> Path:
+    """Simulate ``n`` observations into the Zarr store ``out``, resuming an unfinished one.
+
+    Parameters
+    ----------
+    config : SimulationConfig
+    n : int
+        Number of simulated observations (>= 1).
+    out : path
+        Store directory (conventionally ``*.zarr``).
+    seed, chunk_size : int, optional
+        Override the configuration's ``[dataset]`` values.
+    overwrite : bool
+        Delete an existing store at ``out`` first.  Without it, an existing store made with the
+        same configuration, n, seed and chunk size is completed (finished chunks are never
+        rewritten); any difference is an error that lists it.
+    progress : bool
+        Show a progress bar over chunks.
+    chunks : iterable of int, optional
+        Only these chunk indices (for workers that each write their own chunks).
+    on_chunk : callable, optional
+        Called with the chunk index after each chunk is committed.
+
+    Returns
+    -------
+    Path of the store.
+    """
+    if isinstance(n, bool) or int(n) != n or n < 1:
+        raise ValueError(f"n must be an integer >= 1, got {n!r}")
+    n = int(n)
+    seed = config.dataset.seed if seed is None else seed
+    if isinstance(seed, bool) or int(seed) != seed or seed < 0:
+        raise ValueError(f"seed must be an integer >= 0, got {seed!r}")
+    chunk_size = config.dataset.chunk_size if chunk_size is None else chunk_size
+    if isinstance(chunk_size, bool) or int(chunk_size) != chunk_size or chunk_size < 1:
+        raise ValueError(f"chunk_size must be an integer >= 1, got {chunk_size!r}")
+    path = Path(out)
+    if path.exists() and overwrite:
+        shutil.rmtree(path)
+    if path.exists():
+        g = _open_existing(path, config, n, int(seed), int(chunk_size))
+    else:
+        g = _create(path, config, n, int(seed), int(chunk_size))
+    n_chunks = -(-n // chunk_size)
+    todo_set = set(range(n_chunks)) if chunks is None else set(chunks)
+    bad = [c for c in todo_set if not 0 <= c < n_chunks]
+    if bad:
+        raise ValueError(f"chunk indices {sorted(bad)[:5]} out of range [0, {n_chunks})")
+    done = _done_chunks(g)
+    todo = sorted(c for c in todo_set if not done[c])
+    arrays = {name: g[name] for name in g.array_keys()}
+    from tqdm.auto import tqdm
+
+    bar = tqdm(
+        total=len(todo_set),
+        initial=len(todo_set) - len(todo),
+        unit="chunk",
+        desc=f"simulate {path.name}",
+        disable=not progress,
+    )
+    try:
+        for c in todo:
+            start, stop = c * chunk_size, min(n, (c + 1) * chunk_size)
+            result = simulate_chunk(config, c, stop - start, int(seed))
+            for name, values in result.items():
+                arrays[name][start:stop] = values
+            arrays["done"][c] = 1  # commit: only now is the chunk valid
+            bar.update(1)
+            if on_chunk is not None:
+                on_chunk(c)
+    finally:
+        bar.close()
+    return path
+
+
+def _open_existing(path: Path, config: SimulationConfig, n: int, seed: int, chunk_size: int) -> zarr.Group:
+    try:
+        g = zarr.open_group(str(path), mode="r+")
+        meta = dict(g.attrs["xtml"])  # type: ignore[arg-type]
+    except Exception as err:
+        raise ValueError(
+            f"{str(path)!r} exists but is not an xtml dataset ({type(err).__name__}: {err}); "
+            "choose another --out or pass --overwrite"
+        ) from None
+    want = _meta(config, n, seed, chunk_size)
+    stored = {k: meta.get(k) for k in want}
+    diffs = _diff(stored, want)
+    if diffs:
+        raise ValueError(
+            f"{str(path)!r} holds a different dataset, so it cannot be resumed: "
+            + "; ".join(diffs[:8])
+            + ". Use another --out, or --overwrite to replace it"
+        )
+    return g
+
+
+@dataclass(frozen=True)
+class SimDataset:
+    """A simulated dataset opened from disk (arrays are read lazily from Zarr).
+
+    Attributes
+    ----------
+    path : Path
+    group : zarr.Group
+    config : SimulationConfig
+    meta : dict
+        Stored metadata, including ``provenance``.
+    """
+
+    path: Path
+    group: zarr.Group
+    config: SimulationConfig
+    meta: dict[str, Any]
+
+    @property
+    def n(self) -> int:
+        """Number of observations."""
+        return int(self.meta["n"])
+
+    @property
+    def param_names(self) -> tuple[str, ...]:
+        """Column names of ``params``."""
+        return tuple(self.meta["param_names"])
+
+    @property
+    def class_names(self) -> tuple[str, ...]:
+        """Label names (a label is an index into this)."""
+        return tuple(self.meta["class_names"])
+
+    def array(self, name: str) -> NDArray[Any]:
+        """Load one whole array by name."""
+        if name not in self.group:
+            raise ValueError(
+                f"dataset has no array {name!r}; arrays: {', '.join(sorted(self.group.array_keys()))}"
+            )
+        return np.asarray(self.group[name][...])
+
+    def split_indices(self, split: str) -> NDArray[np.int64]:
+        """Row indices of ``"train"``, ``"validation"`` or ``"test"``."""
+        if split not in SPLIT_NAMES:
+            raise ValueError(f"split must be one of {', '.join(SPLIT_NAMES)}, got {split!r}")
+        return np.flatnonzero(self.array("split") == SPLIT_NAMES.index(split))
+
+    def spectra(self, index: NDArray[np.int64] | slice | None = None) -> PowerSpectrum:
+        """The selected power spectra as a :class:`~xtml.timing.PowerSpectrum` (float64)."""
+        sel = slice(None) if index is None else index
+        o = self.config.observation
+        power = np.asarray(
+            self.group["power"].oindex[sel] if not isinstance(sel, slice) else self.group["power"][sel]
+        )
+        rate = np.asarray(
+            self.group["mean_rate"].oindex[sel]
+            if not isinstance(sel, slice)
+            else self.group["mean_rate"][sel]
+        )
+        return PowerSpectrum(
+            freq=self.array("freq"),
+            power=power.astype(np.float64),
+            m=self.array("m"),
+            df=self.array("df"),
+            norm=o.norm,
+            mean_rate=rate,
+            segment_length=o.segment_length,
+            dt=o.dt,
+            n_segments=o.n_segments,
+        )
+
+
+def open_dataset(path: str | Path, *, allow_incomplete: bool = False) -> SimDataset:
+    """Open a dataset written by :func:`simulate_dataset`.
+
+    Raises :class:`IncompleteDatasetError` if any chunk is unfinished (unless
+    ``allow_incomplete``), and ``ValueError`` if ``path`` is not an xtml dataset.
+    """
+    p = Path(path)
+    if not p.exists():
+        raise ValueError(f"dataset {str(p)!r} does not exist")
+    try:
+        g = zarr.open_group(str(p), mode="r")
+        meta = dict(g.attrs["xtml"])  # type: ignore[arg-type]
+    except Exception as err:
+        raise ValueError(f"{str(p)!r} is not an xtml dataset ({type(err).__name__}: {err})") from None
+    if meta.get("format_version") != FORMAT_VERSION:
+        raise ValueError(
+            f"{str(p)!r} has dataset format {meta.get('format_version')!r}; "
+            f"this xtml reads format {FORMAT_VERSION}"
+        )
+    done = _done_chunks(g)
+    if not allow_incomplete and not done.all():
+        raise IncompleteDatasetError(p, np.flatnonzero(~done).tolist())
+    config = SimulationConfig.from_dict(meta["config"])
+    return SimDataset(path=p, group=g, config=config, meta=meta)

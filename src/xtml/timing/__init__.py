@@ -1,0 +1,24 @@
+"""Spectral-timing products: power spectra of light curves and event lists, batched on the first axis.
+
+Note that the names ``periodogram`` and ``xtml.timing.periodogram`` refer to the function; the module is
+reachable as ``importlib.import_module("xtml.timing.periodogram")`` if ever needed.
+"""
+
+from xtml.timing.periodogram import periodogram, periodogram_from_events
+from xtml.timing.rebin import log_bin_edges, rebin_linear, rebin_log
+from xtml.timing.spectrum import Norm, PowerSpectrum, check_norm, poisson_level
+from xtml.timing.stingray_io import from_stingray, to_stingray
+
+__all__ = [
+    "Norm",
+    "PowerSpectrum",
+    "check_norm",
+    "from_stingray",
+    "log_bin_edges",
+    "periodogram",
+    "periodogram_from_events",
+    "poisson_level",
+    "rebin_linear",
+    "rebin_log",
+    "to_stingray",
+]

@@ -1,0 +1,306 @@
+"""Datasets: strict configs, deterministic chunked Zarr stores, resumption, splits, expectations."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import tomllib
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from xtml.data import (
+    IncompleteDatasetError,
+    SimulationConfig,
+    load_config,
+    open_dataset,
+    simulate_dataset,
+)
+from xtml.data.expect import expected_spectra
+from xtml.demo import default_config_path
+
+SMALL = """
+[observation]
+dt = 0.015625
+segment_bins = 256
+n_segments = 2
+n_modules = 2
+red_noise_factor = 2
+alias_factor = 2
+rebin_log = 0.1
+
+[rate]
+dist = "loguniform"
+low = 200.0
+high = 800.0
+
+[classes.qpo]
+components = { broad = "zero_lorentzian", qpo = "lorentzian" }
+
+[classes.qpo.priors]
+"broad.nu_max" = { dist = "loguniform", low = 0.5, high = 5.0 }
+"broad.rms" = { dist = "uniform", low = 0.05, high = 0.15 }
+"qpo.nu0" = { dist = "uniform", low = 3.0, high = 20.0 }
+"qpo.q" = 8.0
+"qpo.rms" = { dist = "uniform", low = 0.05, high = 0.12 }
+
+[classes.noise]
+weight = 1.0
+components = { broad = "zero_lorentzian" }
+
+[classes.noise.priors]
+"broad.nu_max" = { dist = "loguniform", low = 0.5, high = 5.0 }
+"broad.rms" = { dist = "uniform", low = 0.05, high = 0.15 }
+
+[dataset]
+seed = 11
+chunk_size = 16
+store_lightcurves = true
+"""
+
+
+@pytest.fixture
+def small_config() -> SimulationConfig:
+    return SimulationConfig.from_dict(tomllib.loads(SMALL))
+
+
+def _arrays(path: Path) -> dict[str, bytes]:
+    ds = open_dataset(path)
+    return {name: ds.array(name).tobytes() for name in ds.group.array_keys()}
+
+
+def test_dataset_contents(small_config, tmp_path):
+    path = simulate_dataset(small_config, 50, tmp_path / "d.zarr", progress=False)
+    ds = open_dataset(path)
+    assert ds.n == 50
+    assert ds.class_names == ("qpo", "noise")
+    assert ds.param_names == ("rate", "broad.nu_max", "broad.rms", "qpo.nu0", "qpo.q", "qpo.rms")
+    params, labels = ds.array("params"), ds.array("labels")
+    assert set(np.unique(labels)) == {0, 1}
+    qpo_cols = [ds.param_names.index(p) for p in ("qpo.nu0", "qpo.q", "qpo.rms")]
+    # NaN exactly where the class has no such parameter, nowhere else
+    assert np.all(np.isnan(params[labels == 1][:, qpo_cols]))
+    assert np.all(np.isfinite(params[labels == 0]))
+    assert np.all(np.isfinite(params[:, :3]))
+    assert np.all(params[labels == 0, ds.param_names.index("qpo.q")] == 8.0)
+    assert np.all((params[:, 0] >= 200) & (params[:, 0] <= 800))
+    ps = ds.spectra()
+    assert ps.power.shape == (50, ds.array("freq").size)
+    assert np.all(np.isfinite(ps.power))
+    assert ps.m[0] == 2  # n_segments x one frequency in the first log bin
+    assert ps.m[-1] > ps.m[0]
+    lc = ds.array("lightcurves")
+    assert lc.shape == (50, 2, 512)
+    # measured mean rate of the summed modules ~ 2 x the source rate per module
+    np.testing.assert_allclose(ps.mean_rate, lc.sum(axis=(1, 2)) / (512 * 0.015625))
+    assert np.median(ps.mean_rate / (2 * params[:, 0])) == pytest.approx(1, abs=0.05)
+    split = ds.array("split")
+    assert set(np.unique(split)) <= {0, 1, 2}
+    parts = [ds.split_indices(s) for s in ("train", "validation", "test")]
+    assert sum(p.size for p in parts) == 50
+    assert np.array_equal(np.sort(np.concatenate(parts)), np.arange(50))
+    prov = ds.meta["provenance"]
+    assert prov["versions"]["numpy"] == np.__version__
+    assert "git_revision" in prov
+    assert ds.meta["config"] == small_config.to_dict()
+    assert ds.meta["seed"] == 11
+
+
+def test_same_seed_same_bytes_and_order_independence(small_config, tmp_path):
+    a = simulate_dataset(small_config, 40, tmp_path / "a.zarr", progress=False)
+    b = simulate_dataset(small_config, 40, tmp_path / "b.zarr", progress=False)
+    c = simulate_dataset(small_config, 40, tmp_path / "c.zarr", seed=12, progress=False)
+    ref = _arrays(a)
+    assert _arrays(b) == ref
+    assert _arrays(c)["power"] != ref["power"]
+    # chunks written in any order, in separate calls (as separate workers would), give the same bytes
+    d = tmp_path / "d.zarr"
+    simulate_dataset(small_config, 40, d, chunks=[2, 0], progress=False)
+    with pytest.raises(IncompleteDatasetError, match="1 chunk"):
+        open_dataset(d)
+    simulate_dataset(small_config, 40, d, chunks=[1], progress=False)
+    assert _arrays(d) == ref
+
+
+def test_interrupted_run_resumes_without_rewriting(small_config, tmp_path):
+    ref = _arrays(simulate_dataset(small_config, 64, tmp_path / "ref.zarr", progress=False))
+    path = tmp_path / "run.zarr"
+
+    def stop_after_two(chunk: int) -> None:
+        if chunk == 1:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        simulate_dataset(small_config, 64, path, progress=False, on_chunk=stop_after_two)
+    with pytest.raises(IncompleteDatasetError, match=r"2 chunk\(s\) not finished \(2, 3\)"):
+        open_dataset(path)
+    partial = open_dataset(path, allow_incomplete=True)
+    assert partial.n == 64
+    finished = sorted((path / "power" / "c").rglob("*"))
+    stamps = {p: p.stat().st_mtime_ns for p in finished if p.is_file()}
+    time.sleep(0.01)
+    rewritten = []
+    simulate_dataset(small_config, 64, path, progress=False, on_chunk=rewritten.append)
+    assert rewritten == [2, 3]
+    assert all(p.stat().st_mtime_ns == t for p, t in stamps.items())
+    assert _arrays(path) == ref
+
+
+def test_half_written_chunk_is_never_valid(small_config, tmp_path):
+    ref = _arrays(simulate_dataset(small_config, 48, tmp_path / "ref.zarr", progress=False))
+    path = tmp_path / "run.zarr"
+    simulate_dataset(small_config, 48, path, chunks=[0, 2], progress=False)
+    # a run killed while writing chunk 1: some arrays written, the commit marker not
+    import zarr
+
+    g = zarr.open_group(str(path), mode="r+")
+    g["power"][16:32] = 123.0
+    g["labels"][16:32] = 1
+    with pytest.raises(IncompleteDatasetError):
+        open_dataset(path)
+    simulate_dataset(small_config, 48, path, progress=False)
+    assert _arrays(path) == ref
+
+
+def test_resume_refuses_a_different_dataset(small_config, tmp_path):
+    path = simulate_dataset(small_config, 20, tmp_path / "d.zarr", progress=False)
+    with pytest.raises(ValueError, match="seed: stored 11, requested 12"):
+        simulate_dataset(small_config, 20, path, seed=12, progress=False)
+    with pytest.raises(ValueError, match="n: stored 20, requested 21"):
+        simulate_dataset(small_config, 21, path, progress=False)
+    simulate_dataset(small_config, 21, path, overwrite=True, progress=False)
+    assert open_dataset(path).n == 21
+    other = tmp_path / "not_a_store"
+    other.mkdir()
+    (other / "file.txt").write_text("hello")
+    with pytest.raises(ValueError, match="not an xtml dataset"):
+        simulate_dataset(small_config, 5, other, progress=False)
+
+
+def test_spectra_average_to_their_expectation(tmp_path):
+    """The whole chain (TK, oversampling, modules, Poisson, averaging, log rebinning) vs its expectation."""
+    raw = tomllib.loads(SMALL)
+    raw["observation"]["red_noise_factor"] = 1  # the expectation does not model the leak
+    raw["observation"]["norm"] = "frac"
+    raw["dataset"]["store_lightcurves"] = False
+    raw["dataset"]["chunk_size"] = 200
+    config = SimulationConfig.from_dict(raw)
+    ds = open_dataset(simulate_dataset(config, 600, tmp_path / "e.zarr", progress=False))
+    labels, params = ds.array("labels"), ds.array("params")
+    ps = ds.spectra()
+    exp = expected_spectra(config, labels, params, ps.mean_rate)
+    assert exp.freq.tolist() == ps.freq.tolist()
+    for c in (0, 1):
+        r = ps.power[labels == c] / exp.power[labels == c]
+        z = (r.mean(axis=0) - 1) / (r.std(axis=0, ddof=1) / np.sqrt(r.shape[0]))
+        assert np.all(np.abs(z) < 4), z
+    # the QPO class carries excess power around the centroids, the noise class does not
+    assert ps.power[labels == 0].mean() > ps.power[labels == 1].mean()
+
+
+@pytest.mark.parametrize(
+    ("edit", "match"),
+    [
+        (
+            lambda r: r.update(obsevation={}),
+            r"unknown key\(s\) \['obsevation'\] in \[top level\]; valid keys",
+        ),
+        (
+            lambda r: r["observation"].update(segment_bin=3),
+            r"\['segment_bin'\] in \[observation\]; valid keys: dt",
+        ),
+        (lambda r: r["observation"].update(dt=-1.0), r"dt must be > 0 s, got -1\.0"),
+        (lambda r: r["observation"].update(norm="rms"), "norm must be one of leahy, frac, abs, got 'rms'"),
+        (lambda r: r["classes"]["qpo"].update(colour="red"), r"\[classes\.qpo\]"),
+        (lambda r: r["classes"]["qpo"]["components"].update(qpo="lorenzian"), "unknown PSD component kind"),
+        (lambda r: r["classes"]["qpo"]["priors"].pop("qpo.q"), r"missing: \['qpo\.q'\]"),
+        (
+            lambda r: r["classes"]["qpo"]["priors"].update(
+                {"qpo.nu0": {"dist": "uniform", "low": 1, "high": 40}}
+            ),
+            r"reaches 40\.0 Hz, at or above the Nyquist frequency 32\.0 Hz",
+        ),
+        (
+            lambda r: r["classes"]["qpo"]["priors"].update(
+                {"qpo.rms": {"dist": "uniform", "low": 0.0, "high": 0.1}}
+            ),
+            r"qpo\.rms = 0\.0",
+        ),
+        (lambda r: r["rate"].update(low=-1.0), "0 < low < high"),
+        (lambda r: r["dataset"].update(split={"train": 0.5, "test": 0.2}), "sum to 1"),
+        (lambda r: r["dataset"].update(chunk_size=0), "chunk_size must be an integer >= 1"),
+    ],
+)
+def test_config_errors_name_the_key(edit, match):
+    raw = tomllib.loads(SMALL)
+    edit(raw)
+    with pytest.raises(ValueError, match=match):
+        SimulationConfig.from_dict(raw)
+
+
+def test_shipped_configs_load_and_round_trip():
+    configs = sorted(Path(default_config_path()).parent.glob("*.toml"))
+    assert len(configs) >= 2
+    for path in configs:
+        config = load_config(path)
+        assert SimulationConfig.from_dict(config.to_dict()) == config
+    with pytest.raises(ValueError, match="does not exist"):
+        load_config("nowhere.toml")
+
+
+def test_cli_simulate_and_interrupt(tmp_path):
+    """A real process: Ctrl-C keeps finished chunks and says how to resume; re-running completes."""
+    cfg = tmp_path / "c.toml"
+    raw = SMALL.replace("chunk_size = 16", "chunk_size = 4").replace(
+        "segment_bins = 256", "segment_bins = 4096"
+    )
+    cfg.write_text(raw)
+    out = tmp_path / "cli.zarr"
+    cmd = [
+        sys.executable,
+        "-m",
+        "xtml.cli",
+        "simulate",
+        str(cfg),
+        "--n",
+        "400",
+        "--out",
+        str(out),
+        "--no-progress",
+    ]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    done = out / "done" / "c"
+    deadline = time.time() + 60
+    while time.time() < deadline and not (done.exists() and len(list(done.iterdir())) >= 2):
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    if proc.returncode == 0:
+        pytest.skip("the run finished before it could be interrupted")
+    assert proc.returncode == 130, err
+    assert "run the same command again to resume" in err
+    with pytest.raises(IncompleteDatasetError):
+        open_dataset(out)
+    res = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=os.environ)
+    assert res.returncode == 0, res.stderr
+    assert "wrote 400 simulated observations" in res.stdout
+    assert open_dataset(out).n == 400
+
+
+def test_cli_errors_are_one_line(tmp_path, capsys):
+    from xtml.cli import main
+
+    bad = tmp_path / "bad.toml"
+    bad.write_text(SMALL.replace("n_segments = 2", "n_segmets = 2"))
+    assert main(["simulate", str(bad), "--n", "5", "--out", str(tmp_path / "x.zarr")]) == 2
+    err = capsys.readouterr().err
+    assert "unknown key(s) ['n_segmets'] in [observation]; valid keys:" in err
+    assert (
+        main(["simulate", str(tmp_path / "missing.toml"), "--n", "5", "--out", str(tmp_path / "y.zarr")]) == 2
+    )
+    assert "does not exist" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["simulate", "--help"])
+    assert "--chunk-size" in capsys.readouterr().out
