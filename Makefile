@@ -6,10 +6,10 @@ STAMP := $(VENV)/.installed
 
 .PHONY: demo test test-fast bench lint format clean
 
+# torch first, pinned, so pip takes the local CPU wheel instead of a multi-GB CUDA build
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	# torch first, pinned, so pip takes the local CPU wheel instead of a multi-GB CUDA build
 	$(PY) -m pip install --quiet "torch==2.13.0"
 	$(PY) -m pip install --quiet -e ".[sbi,dev]"
 	touch $(STAMP)

@@ -1,8 +1,6 @@
 """PowerSpectrum container, normalisations, Poisson level, and the doctests of xtml.timing."""
 
 import dataclasses
-import doctest
-import importlib
 
 import numpy as np
 import pytest
@@ -135,10 +133,3 @@ def test_repr_is_short():
     text = repr(_spectrum())
     assert text.startswith("PowerSpectrum(n=2, n_freq=3, norm='leahy'")
     assert len(text) < 200
-
-
-@pytest.mark.parametrize("name", ["spectrum", "periodogram", "rebin", "stingray_io"])
-def test_doctests(name):
-    module = importlib.import_module(f"xtml.timing.{name}")
-    result = doctest.testmod(module, extraglobs={"np": np}, optionflags=doctest.NORMALIZE_WHITESPACE)
-    assert result.failed == 0

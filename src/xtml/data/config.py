@@ -63,7 +63,7 @@ class ObservationSpec:
     dt : float
         Bin width, s (Nyquist frequency ``1 / (2 dt)``).
     segment_bins : int
-        Bins per segment; the spectrum has ``segment_bins // 2 - 1`` Fourier frequencies
+        Bins per segment; the spectrum has ``(segment_bins - 1) // 2`` Fourier frequencies
         (Nyquist excluded) before rebinning.
     n_segments : int
         Segments averaged per spectrum (M); the light curve has ``n_segments * segment_bins`` bins.

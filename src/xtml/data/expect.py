@@ -26,7 +26,7 @@ __all__ = ["expected_frac_psd", "expected_spectra"]
 
 
 def expected_frac_psd(config: SimulationConfig, class_index: int, theta: ArrayLike) -> NDArray[np.float64]:
-    """Source-only expected frac periodogram on the unbinned segment grid, shape (n, segment_bins//2 - 1).
+    """Source-only expected frac periodogram on the unbinned segment grid, shape (n, (segment_bins - 1) // 2).
 
     Includes binning (the fine samples averaged into ``dt``) and aliasing of the fine grid.
     """
@@ -34,7 +34,7 @@ def expected_frac_psd(config: SimulationConfig, class_index: int, theta: ArrayLi
     spec = config.classes[class_index]
     n_seg, a = o.segment_bins, o.alias_factor
     n_fine, fine_dt = n_seg * a, o.dt / a
-    j = np.arange(1, n_seg // 2)
+    j = np.arange(1, (n_seg - 1) // 2 + 1)  # the periodogram's frequencies: Nyquist excluded
     images = []
     for k in range(a):
         for idx in (j + k * n_seg, k * n_seg - j):
@@ -66,7 +66,7 @@ def expected_spectra(
     params = np.atleast_2d(np.asarray(params, dtype=np.float64))
     rate = np.asarray(mean_rate, dtype=np.float64)
     names = config.param_names
-    n_freq = o.segment_bins // 2 - 1
+    n_freq = (o.segment_bins - 1) // 2
     frac = np.empty((labels.size, n_freq))
     for c, spec in enumerate(config.classes):
         rows = np.flatnonzero(labels == c)
