@@ -11,11 +11,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 
+import bench_deadtime
 import bench_memory
 import bench_simulate
 
 
 def main() -> None:
+    sys.stdout.reconfigure(line_buffering=True)  # show each figure as soon as it is measured
     machine = {
         "date_utc": datetime.now(UTC).isoformat(timespec="seconds"),
         "cpus": len(os.sched_getaffinity(0)),
@@ -28,6 +30,8 @@ def main() -> None:
     results["simulate"] = bench_simulate.main()
     print("\n== bench_memory ==")
     results["memory"] = bench_memory.main()
+    print("\n== bench_deadtime ==")
+    results["deadtime"] = bench_deadtime.main()
     out = Path(__file__).parent / "out"
     out.mkdir(exist_ok=True)
     (out / "results.json").write_text(json.dumps(results, indent=2))

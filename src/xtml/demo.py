@@ -108,7 +108,8 @@ def run_demo(out: Path, *, n: int = 2000, seed: int = 20261121, progress: bool =
         ["splits", ", ".join(f"{k}: {v}" for k, v in summary["splits"].items())],
         [
             "light curve",
-            f"{o.n_segments} x {o.segment_bins} bins of {o.dt * 1e3:.3f} ms, {o.n_modules} module(s)",
+            f"{o.n_segments} x {o.segment_bins} bins of {o.dt * 1e3:.3f} ms, "
+            f"{ds.config.detector.n_modules} module(s)",
         ],
         [
             "spectrum",

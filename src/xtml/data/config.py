@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 
 from xtml.psd import JointPrior, Prior1D, PSDModel, prior_from_config
+from xtml.simulate import DeadTime, Detector, EnergySpectrum, PileUp
 from xtml.timing import PowerSpectrum, rebin_linear, rebin_log
 
 __all__ = [
@@ -45,6 +46,13 @@ def _get_int(table: Mapping[str, Any], key: str, default: int, minimum: int, whe
     return value
 
 
+def _get_bool(table: Mapping[str, Any], key: str, default: bool, where: str) -> bool:
+    value = table.get(key, default)
+    if not isinstance(value, bool):
+        raise ValueError(f"[{where}] {key} must be true or false, got {value!r}")
+    return value
+
+
 def _get_float(table: Mapping[str, Any], key: str, default: float | None, where: str) -> float:
     if key not in table and default is None:
         raise ValueError(f"[{where}] {key} is required")
@@ -67,9 +75,9 @@ class ObservationSpec:
         (Nyquist excluded) before rebinning.
     n_segments : int
         Segments averaged per spectrum (M); the light curve has ``n_segments * segment_bins`` bins.
-    n_modules : int
-        Identical detector modules seeing the same source (their counts are summed for the
-        spectrum; per-module light curves can be stored).
+    fad : bool
+        With two detector modules, also store the FAD dead-time-corrected total power
+        (Bachetti & Huppenkothen 2018).
     red_noise_factor, alias_factor : int
         Oversampling in duration and time resolution (see ``xtml.simulate.simulate_rate``).
     norm : {"leahy", "frac", "abs"}
@@ -82,7 +90,7 @@ class ObservationSpec:
     dt: float
     segment_bins: int
     n_segments: int = 1
-    n_modules: int = 1
+    fad: bool = False
     red_noise_factor: int = 1
     alias_factor: int = 1
     norm: Norm = "leahy"
@@ -137,6 +145,7 @@ class SimulationConfig:
     rate: Prior1D
     classes: tuple[ClassSpec, ...]
     dataset: DatasetSpec
+    detector: Detector = field(default_factory=Detector)
 
     @property
     def class_names(self) -> tuple[str, ...]:
@@ -160,7 +169,7 @@ class SimulationConfig:
                 "dt": o.dt,
                 "segment_bins": o.segment_bins,
                 "n_segments": o.n_segments,
-                "n_modules": o.n_modules,
+                "fad": o.fad,
                 "red_noise_factor": o.red_noise_factor,
                 "alias_factor": o.alias_factor,
                 "norm": o.norm,
@@ -176,6 +185,7 @@ class SimulationConfig:
                 }
                 for c in self.classes
             },
+            "detector": detector_to_dict(self.detector),
             "dataset": {
                 "seed": d.seed,
                 "chunk_size": d.chunk_size,
@@ -188,7 +198,7 @@ class SimulationConfig:
     @classmethod
     def from_dict(cls, raw: Mapping[str, Any]) -> SimulationConfig:
         """Validate a configuration mapping (as read from TOML) and resolve it."""
-        _check_keys(raw, ("observation", "rate", "classes", "dataset"), "top level")
+        _check_keys(raw, ("observation", "rate", "classes", "detector", "dataset"), "top level")
         for key in ("observation", "rate", "classes"):
             if key not in raw:
                 raise ValueError(f"configuration needs a [{key}] table")
@@ -199,7 +209,9 @@ class SimulationConfig:
             raise ValueError(f"[rate] prior must stay above 0 ct/s, got support {rate.support}")
         classes = _classes(raw["classes"], obs)
         dataset = _dataset(raw.get("dataset", {}))
-        return cls(observation=obs, rate=rate, classes=classes, dataset=dataset)
+        detector = detector_from_dict(raw.get("detector", {}))
+        _check_detector(detector, obs)
+        return cls(observation=obs, rate=rate, classes=classes, dataset=dataset, detector=detector)
 
 
 def _observation(t: Mapping[str, Any]) -> ObservationSpec:
@@ -220,7 +232,7 @@ def _observation(t: Mapping[str, Any]) -> ObservationSpec:
         dt=dt,
         segment_bins=_get_int(t, "segment_bins", 0, 4, w),
         n_segments=_get_int(t, "n_segments", 1, 1, w),
-        n_modules=_get_int(t, "n_modules", 1, 1, w),
+        fad=_get_bool(t, "fad", False, w),
         red_noise_factor=_get_int(t, "red_noise_factor", 1, 1, w),
         alias_factor=_get_int(t, "alias_factor", 1, 1, w),
         norm=norm,
@@ -274,9 +286,7 @@ def _dataset(t: Mapping[str, Any]) -> DatasetSpec:
     power_dtype = t.get("power_dtype", "float32")
     if power_dtype not in ("float32", "float64"):
         raise ValueError(f"[dataset] power_dtype must be 'float32' or 'float64', got {power_dtype!r}")
-    store_lc = t.get("store_lightcurves", False)
-    if not isinstance(store_lc, bool):
-        raise ValueError(f"[dataset] store_lightcurves must be true or false, got {store_lc!r}")
+    store_lc = _get_bool(t, "store_lightcurves", False, w)
     split_t = t.get("split", {"train": 0.7, "validation": 0.15, "test": 0.15})
     if not isinstance(split_t, Mapping):
         raise ValueError("[dataset] split must be a table {train = ..., validation = ..., test = ...}")
@@ -309,3 +319,107 @@ def load_config(path: str | Path) -> SimulationConfig:
         return SimulationConfig.from_dict(raw)
     except ValueError as err:
         raise ValueError(f"{p}: {err}") from None
+
+
+def _check_detector(det: Detector, obs: ObservationSpec) -> None:
+    if obs.fad and det.n_modules != 2:
+        raise ValueError(f"[observation] fad = true needs [detector] n_modules = 2, got {det.n_modules}")
+    if det.pileup is not None:
+        fine = obs.dt / obs.alias_factor
+        if not np.isclose(fine, det.pileup.frame_time, rtol=1e-9, atol=0):
+            raise ValueError(
+                f"[detector.pileup] frame_time = {det.pileup.frame_time} s must equal the simulation step "
+                f"dt / alias_factor = {fine} s (photons are counted per frame)"
+            )
+
+
+def detector_from_dict(t: Mapping[str, Any]) -> Detector:
+    """Build a :class:`~xtml.simulate.Detector` from its ``[detector]`` table."""
+    w = "detector"
+    _check_keys(t, ("n_modules", "background_rate", "dead_time", "pileup"), w)
+    dead = None
+    if "dead_time" in t:
+        d = t["dead_time"]
+        wd = "detector.dead_time"
+        if not isinstance(d, Mapping):
+            raise ValueError(f"[{wd}] must be a table like {{value = 2.5e-3, kind = 'nonparalyzable'}}")
+        _check_keys(d, ("value", "kind", "sigma", "samples"), wd)
+        samples = d.get("samples")
+        try:
+            if samples is not None:
+                dead = DeadTime.empirical(samples, kind=d.get("kind", "nonparalyzable"))
+                if "value" in d and not np.isclose(float(d["value"]), dead.value, rtol=1e-6):
+                    raise ValueError(f"value {d['value']} differs from the mean of samples {dead.value}")
+            else:
+                dead = DeadTime(
+                    value=_get_float(d, "value", None, wd),
+                    kind=d.get("kind", "nonparalyzable"),
+                    sigma=_get_float(d, "sigma", 0.0, wd),
+                )
+        except ValueError as err:
+            raise ValueError(f"[{wd}] {err}") from None
+    pile = None
+    if "pileup" in t:
+        p = t["pileup"]
+        wp = "detector.pileup"
+        if not isinstance(p, Mapping):
+            raise ValueError(f"[{wp}] must be a table like {{frame_time = 2.5e-3, band = [0.5, 10.0]}}")
+        _check_keys(p, ("frame_time", "band", "migration_prob", "spectrum"), wp)
+        spec_t = p.get("spectrum", {})
+        _check_keys(spec_t, ("index", "e_min", "e_max", "energies", "weights"), f"{wp}.spectrum")
+        band = p.get("band", [0.5, 10.0])
+        if not isinstance(band, list | tuple) or len(band) != 2:
+            raise ValueError(f"[{wp}] band must be [low, high] in keV, got {band!r}")
+        try:
+            spectrum = EnergySpectrum(
+                e_min=float(spec_t.get("e_min", 0.5)),
+                e_max=float(spec_t.get("e_max", 10.0)),
+                index=float(spec_t.get("index", 2.0)),
+                energies=tuple(map(float, spec_t["energies"])) if "energies" in spec_t else None,
+                weights=tuple(map(float, spec_t["weights"])) if "weights" in spec_t else None,
+            )
+            pile = PileUp(
+                frame_time=_get_float(p, "frame_time", None, wp),
+                band=(float(band[0]), float(band[1])),
+                migration_prob=_get_float(p, "migration_prob", 0.0, wp),
+                spectrum=spectrum,
+            )
+        except ValueError as err:
+            raise ValueError(f"[{wp}] {err}") from None
+    try:
+        return Detector(
+            n_modules=_get_int(t, "n_modules", 1, 1, w),
+            dead_time=dead,
+            background_rate=_get_float(t, "background_rate", 0.0, w),
+            pileup=pile,
+        )
+    except ValueError as err:
+        raise ValueError(f"[{w}] {err}") from None
+
+
+def detector_to_dict(det: Detector) -> dict[str, Any]:
+    """The ``[detector]`` table of a Detector (the inverse of :func:`detector_from_dict`)."""
+    out: dict[str, Any] = {"n_modules": det.n_modules, "background_rate": det.background_rate}
+    if det.dead_time is not None:
+        d = det.dead_time
+        dead: dict[str, Any] = {"value": d.value, "kind": d.kind}
+        if d.samples is not None:
+            dead["samples"] = list(d.samples)
+        else:
+            dead["sigma"] = d.sigma
+        out["dead_time"] = dead
+    if det.pileup is not None:
+        p = det.pileup
+        s = p.spectrum
+        spectrum: dict[str, Any] = (
+            {"energies": list(s.energies), **({"weights": list(s.weights)} if s.weights is not None else {})}
+            if s.energies is not None
+            else {"index": s.index, "e_min": s.e_min, "e_max": s.e_max}
+        )
+        out["pileup"] = {
+            "frame_time": p.frame_time,
+            "band": list(p.band),
+            "migration_prob": p.migration_prob,
+            "spectrum": spectrum,
+        }
+    return out

@@ -9,8 +9,11 @@ Fourier frequency ``nu_j`` of a segment is the sum over the aliased images of th
     E[P_j] = \\sum_{\\text{images } i} |H(\\nu_i)|^2 S(\\nu_i), \\qquad
     H(\\nu) = \\frac{1}{a} \\sum_{l=0}^{a-1} e^{-2\\pi i \\nu l\\, dt / a},
 
-plus the Poisson level; the result is converted to the requested normalisation and rebinned
-exactly like the data.  The red-noise leak (``red_noise_factor > 1``) is *not* included: it
+diluted by a constant background (``(r_src / (r_src + r_bkg))^2``), plus the Poisson level;
+the result is converted to the requested normalisation and rebinned exactly like the data.
+Only ideal detectors have this closed form: with dead time or pile-up the spectrum is distorted
+(for white noise, see ``xtml.reference.zhang_leahy``), which is what simulation-based inference
+is for.  The red-noise leak (``red_noise_factor > 1``) is *not* included: it
 redistributes power from below ``1 / T`` and mostly raises the lowest bins.
 """
 
@@ -62,6 +65,12 @@ def expected_spectra(
     (all modules summed), which sets the Poisson level and the conversion between norms.
     """
     o = config.observation
+    det = config.detector
+    if not det.is_ideal:
+        raise ValueError(
+            "expected spectra have a closed form only for an ideal detector; this configuration has "
+            + ("dead time" if det.dead_time is not None else "pile-up")
+        )
     labels = np.asarray(labels)
     params = np.atleast_2d(np.asarray(params, dtype=np.float64))
     rate = np.asarray(mean_rate, dtype=np.float64)
@@ -72,7 +81,9 @@ def expected_spectra(
         rows = np.flatnonzero(labels == c)
         if rows.size:
             cols = [names.index(p) for p in spec.model.param_names]
-            frac[rows] = expected_frac_psd(config, c, params[np.ix_(rows, cols)])
+            src = params[rows, names.index("rate")]
+            dilution = (src / (src + det.background_rate)) ** 2
+            frac[rows] = expected_frac_psd(config, c, params[np.ix_(rows, cols)]) * dilution[:, None]
     t = o.segment_length
     freq = np.arange(1, n_freq + 1) / t
     if o.norm == "frac":

@@ -14,7 +14,10 @@ array                     shape                       content
 ``power``                 (n, n_freq) float32/64      averaged, rebinned power spectrum
 ``mean_rate``             (n,) float64                measured mean count rate (ct/s, all modules)
 ``n_clipped``             (n,) int64                  bins where the Gaussian rate was clipped at 0
-``lightcurves``           (n, [n_modules,] n_bins)    counts, only with ``store_lightcurves``
+``live_time``             (n, n_modules) float64      live time of each detector module, s
+``cospectrum``            (n, n_freq) float32/64      cospectrum of modules 0 and 1 (n_modules >= 2)
+``power_fad``             (n, n_freq) float32/64      FAD-corrected total power (``fad = true``)
+``lightcurves``           (n, n_modules, n_bins)      counts, only with ``store_lightcurves``
 ``freq``, ``m``, ``df``   (n_freq,)                   frequency grid, powers per bin, bin widths
 ``done``                  (n_chunks,) uint8           1 once every array of that chunk is written
 ========================  ==========================  ==========================================
@@ -42,8 +45,8 @@ from numpy.typing import NDArray
 
 from xtml.data.config import SimulationConfig
 from xtml.data.provenance import provenance
-from xtml.simulate import simulate_lightcurves
-from xtml.timing import PowerSpectrum, periodogram
+from xtml.simulate import observe, simulate_rate
+from xtml.timing import PowerSpectrum, cospectrum, fad_correct, periodogram
 
 __all__ = [
     "SPLIT_NAMES",
@@ -91,6 +94,7 @@ def simulate_chunk(
     Returns a dict of the per-observation arrays described in the module docstring.
     """
     o = config.observation
+    det = config.detector
     ss = np.random.SeedSequence(seed, spawn_key=(chunk_index,))
     class_rng, param_rng, split_rng = (np.random.default_rng(s) for s in ss.spawn(3))
     sim_rngs = np.random.default_rng(ss.spawn(1)[0]).spawn(len(config.classes))
@@ -99,9 +103,12 @@ def simulate_chunk(
     names = config.param_names
     params = np.full((size, len(names)), np.nan)
     params[:, 0] = config.rate.sample(size, param_rng)
-    lc_shape = (size, o.n_modules, o.n_bins) if o.n_modules > 1 else (size, o.n_bins)
-    counts = np.empty(lc_shape, dtype=np.int64)
+    counts = np.empty((size, det.n_modules, o.n_bins), dtype=np.int64)
+    live = np.empty((size, det.n_modules))
     clipped = np.zeros(size, dtype=np.int64)
+    # an ideal detector records binned rates (averaged over alias_factor steps); photon-level
+    # detectors (dead time, pile-up) see the rate at the fine step and bin their events
+    fine = 1 if det.is_ideal else o.alias_factor
     for c, spec in enumerate(config.classes):
         idx = np.flatnonzero(labels == c)
         theta = spec.prior.sample(idx.size, param_rng)
@@ -109,21 +116,21 @@ def simulate_chunk(
         params[np.ix_(idx, cols)] = theta
         if idx.size == 0:
             continue
-        lc = simulate_lightcurves(
+        rate_rng, photon_rng = sim_rngs[c].spawn(2)
+        rate, clipped[idx] = simulate_rate(
             spec.model,
             theta,
             mean_rate=params[idx, 0],
-            dt=o.dt,
-            n_bins=o.n_bins,
-            rng=sim_rngs[c],
-            n_modules=o.n_modules,
+            dt=o.dt / fine,
+            n_bins=o.n_bins * fine,
+            rng=rate_rng,
             red_noise_factor=o.red_noise_factor,
-            alias_factor=o.alias_factor,
+            alias_factor=o.alias_factor // fine,
         )
-        counts[idx] = lc.counts
-        clipped[idx] = lc.n_clipped
-    total = counts.sum(axis=1) if o.n_modules > 1 else counts
-    ps = _spectrum(config, total)
+        detected = observe(rate, o.dt / fine, det, photon_rng, bin_factor=fine)
+        counts[idx] = detected.counts
+        live[idx] = detected.live_time
+    ps = _spectrum(config, counts.sum(axis=1))
     split = split_rng.choice(3, size=size, p=np.asarray(config.dataset.split)).astype(np.int8)
     out: dict[str, NDArray[Any]] = {
         "params": params,
@@ -132,7 +139,15 @@ def simulate_chunk(
         "power": ps.power.astype(config.dataset.power_dtype),
         "mean_rate": ps.mean_rate,
         "n_clipped": clipped,
+        "live_time": live,
     }
+    dtype = config.dataset.power_dtype
+    if det.n_modules >= 2:
+        cs = o.rebin(cospectrum(counts[:, 0], counts[:, 1], o.dt, norm=o.norm, segment_bins=o.segment_bins))
+        out["cospectrum"] = cs.power.astype(dtype)
+    if o.fad:
+        fad = fad_correct(counts[:, 0], counts[:, 1], o.dt, norm=o.norm, segment_bins=o.segment_bins)
+        out["power_fad"] = o.rebin(fad.power_total).power.astype(dtype)
     if config.dataset.store_lightcurves:
         out["lightcurves"] = counts.astype(np.int32)
     return out
@@ -163,10 +178,14 @@ def _create(path: Path, config: SimulationConfig, n: int, seed: int, chunk_size:
         "power": ((n, grid.n_freq), config.dataset.power_dtype),
         "mean_rate": ((n,), "float64"),
         "n_clipped": ((n,), "int64"),
+        "live_time": ((n, config.detector.n_modules), "float64"),
     }
+    if config.detector.n_modules >= 2:
+        spec["cospectrum"] = ((n, grid.n_freq), config.dataset.power_dtype)
+    if o.fad:
+        spec["power_fad"] = ((n, grid.n_freq), config.dataset.power_dtype)
     if config.dataset.store_lightcurves:
-        shape = (n, o.n_modules, o.n_bins) if o.n_modules > 1 else (n, o.n_bins)
-        spec["lightcurves"] = (shape, "int32")
+        spec["lightcurves"] = ((n, config.detector.n_modules, o.n_bins), "int32")
     for name, (shape, dtype) in spec.items():
         g.create_array(name, shape=shape, chunks=(chunk_size, *shape[1:]), dtype=dtype)
     for name, values in (("freq", grid.freq), ("m", grid.m), ("df", grid.df)):

@@ -4,15 +4,19 @@ Note that the names ``periodogram`` and ``xtml.timing.periodogram`` refer to the
 reachable as ``importlib.import_module("xtml.timing.periodogram")`` if ever needed.
 """
 
+from xtml.timing.cross import FADResult, cospectrum, fad_correct
 from xtml.timing.periodogram import periodogram, periodogram_from_events
 from xtml.timing.rebin import log_bin_edges, rebin_linear, rebin_log
 from xtml.timing.spectrum import Norm, PowerSpectrum, check_norm, poisson_level
 from xtml.timing.stingray_io import from_stingray, to_stingray
 
 __all__ = [
+    "FADResult",
     "Norm",
     "PowerSpectrum",
     "check_norm",
+    "cospectrum",
+    "fad_correct",
     "from_stingray",
     "log_bin_edges",
     "periodogram",
