@@ -14,6 +14,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 import bench_deadtime
 import bench_memory
 import bench_simulate
+import bench_zhang
 
 
 def main() -> None:
@@ -32,6 +33,8 @@ def main() -> None:
     results["memory"] = bench_memory.main()
     print("\n== bench_deadtime ==")
     results["deadtime"] = bench_deadtime.main()
+    print("\n== bench_zhang ==")
+    results["zhang"] = bench_zhang.main()
     out = Path(__file__).parent / "out"
     out.mkdir(exist_ok=True)
     (out / "results.json").write_text(json.dumps(results, indent=2))

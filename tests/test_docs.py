@@ -27,7 +27,9 @@ def test_readme_python_example_runs(capsys):
     readme = (Path(__file__).parents[1] / "README.md").read_text()
     blocks = re.findall(r"```python\n(.*?)```", readme, flags=re.S)
     assert blocks, "the README has no Python example"
+    namespace: dict = {}  # the blocks read as one session, in order
     for code in blocks:
-        exec(compile(code, "README.md", "exec"), {})
+        exec(compile(code, "README.md", "exec"), namespace)
     out = capsys.readouterr().out
-    assert "(100," in out  # the example prints the power array shape
+    assert "(100," in out  # the first example prints the power array shape
+    assert "(4, 2, 32768)" in out

@@ -27,7 +27,7 @@ from numpy.typing import ArrayLike, NDArray
 
 from xtml.simulate.events import check_gti, gti_mask
 
-__all__ = ["DEAD_TIME_KINDS", "DeadTime", "DeadTimeKind", "DeadTimeResult", "apply_dead_time"]
+__all__ = ["DEAD_TIME_KINDS", "DeadTime", "DeadTimeKind", "DeadTimeResult", "apply_dead_time", "check_kind"]
 
 DeadTimeKind = Literal["nonparalyzable", "paralyzable"]
 DEAD_TIME_KINDS: tuple[str, ...] = ("nonparalyzable", "paralyzable")

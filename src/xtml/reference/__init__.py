@@ -1,0 +1,37 @@
+"""The domain reference: analytic, classical answers that xtml's machine-learning results are compared with.
+
+Before a network learns a detector effect, the classical reference says what is known exactly (rule 1 of
+Huppenkothen, Ntampaka et al. 2023: compare against a domain reference):
+
+* dead time (:mod:`xtml.reference.deadtime`): detected and incident rates for non-paralyzable and
+  paralyzable dead time, and the Zhang et al. (1995) dead-time-modified Leahy power spectrum of Poisson noise
+  (identical to Stingray's ``pds_model_zhang``, much faster);
+* pile-up (:mod:`xtml.reference.pileup`): Poisson pile-up fractions and event rates of a framed detector.
+
+More comes later: Whittle-likelihood fits of power spectra, QPO detection tests and MCMC posteriors, all built
+on the same model functions as the simulation-based inference.
+"""
+
+from xtml.reference.deadtime import (
+    DeadTimeKind,
+    detected_rate,
+    incident_rate,
+    zhang_coefficients,
+    zhang_leahy,
+    zhang_leahy_at,
+    zhang_leahy_for_spectrum,
+)
+from xtml.reference.pileup import detected_event_rate, photon_loss_fraction, pileup_fraction
+
+__all__ = [
+    "DeadTimeKind",
+    "detected_event_rate",
+    "detected_rate",
+    "incident_rate",
+    "photon_loss_fraction",
+    "pileup_fraction",
+    "zhang_coefficients",
+    "zhang_leahy",
+    "zhang_leahy_at",
+    "zhang_leahy_for_spectrum",
+]
