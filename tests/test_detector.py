@@ -14,6 +14,7 @@ from xtml.simulate import (
     apply_pileup,
     observe,
 )
+from xtml.simulate.poisson import MAX_MEAN_OPERATIONAL, poisson_rows
 
 
 def _poisson_events(rate, length, rng, t0=0.0):
@@ -184,7 +185,7 @@ def test_observe_matches_event_level_dead_time():
     obs = observe(rate, dt, det, 5)
     # regenerate the same photons as observe does, then filter them with Stingray
     gen = np.random.default_rng(5).spawn(1)[0]
-    k = gen.poisson(np.broadcast_to((rate * dt)[:, None, :], (1, 1, rate.shape[1]))).reshape(-1)
+    k = poisson_rows(rate * dt, gen).reshape(-1)
     u = gen.random(int(k.sum()))
     times = np.sort(np.repeat(np.arange(k.size), k) * dt + u * dt)
     kept = filter_for_deadtime(times, 2.5e-3)
@@ -204,3 +205,23 @@ def test_observe_ideal_and_pileup(rng):
     assert obs.counts.max() == 1
     with pytest.raises(ValueError, match=r"per frame: dt = 0\.001 s but frame_time = 0\.002 s"):
         observe(np.full((1, 10), 1000.0), 1e-3, pile, rng)
+
+
+@pytest.mark.parametrize("mean", [0.02, 0.9, 3.0, MAX_MEAN_OPERATIONAL, 25.0])
+def test_poisson_rows_is_poisson(mean, rng):
+    """Both samplers (operational time below MAX_MEAN_OPERATIONAL, numpy above): chi-square vs the pmf."""
+    lam = np.full((16, 4096), mean)
+    lam[:, ::2] *= 0.5  # bins with two different means in every row
+    k = poisson_rows(lam, rng)
+    for sel, mu in ((slice(0, None, 2), 0.5 * mean), (slice(1, None, 2), mean)):
+        counts = np.bincount(k[:, sel].ravel())
+        expect = stats.poisson(mu).pmf(np.arange(counts.size)) * k[:, sel].size
+        keep = expect > 5
+        chi2 = ((counts[keep] - expect[keep]) ** 2 / expect[keep]).sum()
+        assert stats.chi2(keep.sum() - 1).sf(chi2) > 1e-3, (mu, chi2)
+    # neighbouring bins are independent
+    a, b = k[:, 1:-1:2].ravel(), k[:, 2::2].ravel()
+    assert abs(np.corrcoef(a, b)[0, 1]) < 4 / np.sqrt(a.size)
+    assert np.array_equal(
+        poisson_rows(lam, np.random.default_rng(1)), poisson_rows(lam, np.random.default_rng(1))
+    )

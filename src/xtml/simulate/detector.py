@@ -26,6 +26,7 @@ from numpy.typing import ArrayLike, NDArray
 from xtml.simulate.deadtime import DeadTime, _dead_time_pass
 from xtml.simulate.lightcurves import poisson_counts
 from xtml.simulate.pileup import PileUp, pile_frames
+from xtml.simulate.poisson import poisson_rows
 
 __all__ = ["DetectedCounts", "Detector", "observe"]
 
@@ -212,10 +213,7 @@ def observe(
     starts = range(0, n, rows)
     for start, block_rng in zip(starts, gen.spawn(len(starts)), strict=True):
         stop = min(n, start + rows)
-        k = block_rng.poisson(
-            np.broadcast_to((total_rate[start:stop] * dt)[:, None, :], (stop - start, n_mod, n_fine))
-        )
-        k = k.reshape(-1, n_fine)
+        k = poisson_rows(np.repeat(total_rate[start:stop] * dt, n_mod, axis=0), block_rng)  # (row, module)
         incident[start:stop] = k.sum(axis=1).reshape(stop - start, n_mod)
         out = counts[start:stop].reshape(-1, n_out)
         if detector.pileup is not None:

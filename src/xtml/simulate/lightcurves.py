@@ -31,6 +31,7 @@ import scipy.fft
 from numpy.typing import ArrayLike, NDArray
 
 from xtml.psd import PSDModel
+from xtml.simulate.poisson import poisson_rows
 
 __all__ = [
     "LightCurves",
@@ -274,8 +275,8 @@ def poisson_counts(
     out = np.empty((n, n_modules, lam.shape[1]), dtype=np.int64)
 
     def block(sl: slice, gen: np.random.Generator) -> None:
-        mu = lam[sl, np.newaxis, :] * dt
-        out[sl] = gen.poisson(np.broadcast_to(mu, (mu.shape[0], n_modules, mu.shape[2])))
+        mu = np.repeat(lam[sl] * dt, n_modules, axis=0)  # rows: (light curve, module)
+        out[sl] = poisson_rows(mu, gen).reshape(-1, n_modules, lam.shape[1])
 
     _run_blocks(n, _block_rows(n_modules * lam.shape[1]), block, rng, _threads(threads))
     return out[:, 0, :] if n_modules == 1 else out
