@@ -3,7 +3,7 @@ and detector effects (dead time, pile-up, background, several modules)."""
 
 from xtml.simulate.deadtime import DEAD_TIME_KINDS, DeadTime, DeadTimeKind, DeadTimeResult, apply_dead_time
 from xtml.simulate.detector import DetectedCounts, Detector, observe
-from xtml.simulate.events import check_gti, events_from_rate, gti_mask
+from xtml.simulate.events import check_gti, check_rates, events_from_rate, gti_mask
 from xtml.simulate.lightcurves import (
     LightCurves,
     poisson_counts,
@@ -27,6 +27,7 @@ __all__ = [
     "apply_dead_time",
     "apply_pileup",
     "check_gti",
+    "check_rates",
     "events_from_rate",
     "gti_mask",
     "observe",

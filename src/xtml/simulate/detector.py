@@ -24,6 +24,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from xtml.simulate.deadtime import DeadTime, _dead_time_pass
+from xtml.simulate.events import check_rates
 from xtml.simulate.lightcurves import poisson_counts
 from xtml.simulate.pileup import PileUp, pile_frames
 from xtml.simulate.poisson import poisson_rows
@@ -144,17 +145,6 @@ def _dead_time_rows(
                 counts_out[r, bins[i]] += 1
 
 
-def _check_rate(rate: ArrayLike) -> FloatArray:
-    lam = np.asarray(rate, dtype=np.float64)
-    if lam.ndim != 2:
-        raise ValueError(f"rate must have shape (n, n_bins), got {lam.shape}")
-    bad = ~np.isfinite(lam) | (lam < 0)
-    if bad.any():
-        i, j = (int(x[0]) for x in np.nonzero(bad))
-        raise ValueError(f"rate must be finite and >= 0 ct/s, got {float(lam[i, j])!r} at row {i}, bin {j}")
-    return lam
-
-
 def observe(
     rate: ArrayLike,
     dt: float,
@@ -185,7 +175,7 @@ def observe(
         raise ValueError(f"dt must be a finite time step > 0 s, got {dt!r}")
     if isinstance(bin_factor, bool) or int(bin_factor) != bin_factor or bin_factor < 1:
         raise ValueError(f"bin_factor must be an integer >= 1, got {bin_factor!r}")
-    lam = _check_rate(rate)
+    lam = check_rates(rate)
     n, n_fine = lam.shape
     if n_fine % bin_factor:
         raise ValueError(

@@ -9,9 +9,27 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-__all__ = ["check_gti", "events_from_rate", "gti_mask"]
+__all__ = ["check_gti", "check_rates", "events_from_rate", "gti_mask"]
 
 FloatArray = NDArray[np.float64]
+
+
+def check_rates(rate: ArrayLike, *, allow_1d: bool = False) -> FloatArray:
+    """Count rates as a float64 ``(n, n_bins)`` array, finite and >= 0 (``ValueError`` naming the bin).
+
+    With ``allow_1d`` a single light curve ``(n_bins,)`` is accepted as ``n = 1``.
+    """
+    lam = np.asarray(rate, dtype=np.float64)
+    if allow_1d and lam.ndim == 1:
+        lam = lam[np.newaxis]
+    if lam.ndim != 2:
+        shapes = "(n, n_bins) or (n_bins,)" if allow_1d else "(n, n_bins)"
+        raise ValueError(f"rate must have shape {shapes}, got {np.shape(rate)}")
+    bad = ~np.isfinite(lam) | (lam < 0)
+    if bad.any():
+        i, j = (int(x[0]) for x in np.nonzero(bad))
+        raise ValueError(f"rate must be finite and >= 0 ct/s, got {float(lam[i, j])!r} at row {i}, bin {j}")
+    return lam
 
 
 def check_gti(gti: ArrayLike) -> FloatArray:
@@ -79,15 +97,7 @@ def events_from_rate(
     """
     if not np.isfinite(dt) or dt <= 0:
         raise ValueError(f"dt must be a finite time step > 0 s, got {dt!r}")
-    lam = np.asarray(rate, dtype=np.float64)
-    if lam.ndim == 1:
-        lam = lam[np.newaxis]
-    if lam.ndim != 2:
-        raise ValueError(f"rate must have shape (n, n_bins) or (n_bins,), got {np.shape(rate)}")
-    bad = ~np.isfinite(lam) | (lam < 0)
-    if bad.any():
-        i, j = (int(x[0]) for x in np.nonzero(bad))
-        raise ValueError(f"rate must be finite and >= 0 ct/s, got {float(lam[i, j])!r} at row {i}, bin {j}")
+    lam = check_rates(rate, allow_1d=True)
     g = None if gti is None else check_gti(gti)
     gen = np.random.default_rng(rng)
     counts = gen.poisson(lam * dt)

@@ -31,6 +31,7 @@ import scipy.fft
 from numpy.typing import ArrayLike, NDArray
 
 from xtml.psd import PSDModel
+from xtml.simulate.events import check_rates
 from xtml.simulate.poisson import poisson_rows
 
 __all__ = [
@@ -264,13 +265,7 @@ def poisson_counts(
     """
     dt = _check_dt(dt)
     n_modules = _check_positive_int("n_modules", n_modules, 1)
-    lam = np.asarray(rate, dtype=np.float64)
-    if lam.ndim != 2:
-        raise ValueError(f"rate must have shape (n, n_bins), got {lam.shape}")
-    bad = ~np.isfinite(lam) | (lam < 0)
-    if bad.any():
-        i, j = (int(x[0]) for x in np.nonzero(bad))
-        raise ValueError(f"rate must be finite and >= 0 ct/s, got {float(lam[i, j])!r} at row {i}, bin {j}")
+    lam = check_rates(rate)
     n = lam.shape[0]
     out = np.empty((n, n_modules, lam.shape[1]), dtype=np.int64)
 

@@ -28,7 +28,7 @@ import scipy.fft as sp_fft
 from numpy.typing import ArrayLike, NDArray
 from scipy.ndimage import gaussian_filter1d
 
-from xtml.timing.periodogram import _BLOCK_BYTES, _check_dt, _n_freq
+from xtml.timing.periodogram import _BLOCK_BYTES, _check_dt, _n_freq, check_counts, check_segment_bins
 from xtml.timing.spectrum import Norm, PowerSpectrum, _from_leahy_factor, check_norm
 
 __all__ = ["FADResult", "cospectrum", "fad_correct"]
@@ -38,56 +38,22 @@ __all__ = ["FADResult", "cospectrum", "fad_correct"]
 _DEFAULT_SMOOTHING_HZ = 3.0
 
 
-def _as_counts(value: ArrayLike, name: str) -> NDArray:
-    """Counts as a 2-D array (n, n_bins), checked to be real, finite where it matters, and >= 0."""
-    data = np.asarray(value)
-    if data.dtype.kind not in "iuf":
-        raise ValueError(f"{name} must be a real numeric array (int, uint or float), got dtype {data.dtype}")
-    if data.ndim == 1:
-        data = data[None, :]
-    if data.ndim != 2 or data.shape[0] < 1:
-        raise ValueError(
-            f"{name} must have shape (n, n_bins) or (n_bins,) with n >= 1, got {np.shape(value)}"
-        )
-    if data.shape[1] < 3:
-        raise ValueError(
-            f"{name} must have n_bins >= 3 bins along the last axis (at least one Fourier frequency below "
-            f"Nyquist), got n_bins = {data.shape[1]}"
-        )
-    if data.dtype.kind != "u":
-        lowest = data.min()
-        if np.isnan(lowest) or np.isinf(lowest) or not np.isfinite(data.max()):
-            bad = np.flatnonzero(~np.all(np.isfinite(data), axis=1))
-            raise ValueError(f"{name} must be finite; rows {bad.tolist()[:10]} hold NaN or inf")
-        if lowest < 0:
-            bad = np.flatnonzero(np.any(data < 0, axis=1))
-            raise ValueError(f"{name} must be >= 0; rows {bad.tolist()[:10]} hold negative values")
-    return data
-
-
 def _paired_segments(
     counts_a: ArrayLike, counts_b: ArrayLike, dt: object, segment_bins: object, *, required: bool
 ) -> tuple[NDArray, NDArray, float]:
     """Check a pair of light curves and cut both into segments of shape (n, M, L) (views)."""
     dt_ = _check_dt(dt)
-    a = _as_counts(counts_a, "counts_a")
-    b = _as_counts(counts_b, "counts_b")
+    a = check_counts(counts_a, "counts_a")
+    b = check_counts(counts_b, "counts_b")
     if a.shape != b.shape:
         raise ValueError(
             f"counts_b must have the same shape as counts_a (simultaneous light curves of the two "
             f"detectors), got {b.shape} and {a.shape}"
         )
     n_bins = a.shape[1]
-    if segment_bins is None and not required:
-        seg = n_bins
-    else:
-        if isinstance(segment_bins, bool) or not isinstance(segment_bins, int | np.integer):
-            raise ValueError(
-                f"segment_bins must be an integer in [3, n_bins = {n_bins}], got {segment_bins!r}"
-            )
-        seg = int(segment_bins)
-        if not 3 <= seg <= n_bins:
-            raise ValueError(f"segment_bins must be in [3, n_bins = {n_bins}], got {seg}")
+    if segment_bins is None and required:
+        raise ValueError(f"segment_bins must be an integer in [3, n_bins = {n_bins}], got None")
+    seg = check_segment_bins(segment_bins, n_bins)
     n_seg = n_bins // seg
     shape = (a.shape[0], n_seg, seg)
     return a[:, : n_seg * seg].reshape(shape), b[:, : n_seg * seg].reshape(shape), dt_

@@ -56,6 +56,50 @@ def _n_freq(segment_bins: int) -> int:
     return (segment_bins - 1) // 2
 
 
+def check_counts(value: ArrayLike, name: str) -> NDArray:
+    """Counts as a 2-D array (n, n_bins): real, finite, >= 0, with n_bins >= 3; ``ValueError`` naming rows.
+
+    A 1-D input is one light curve (n = 1).  Shared by every transform of binned counts.
+    """
+    data = np.asarray(value)
+    if data.dtype.kind not in "iuf":
+        raise ValueError(f"{name} must be a real numeric array (int, uint or float), got dtype {data.dtype}")
+    if data.ndim == 1:
+        data = data[None, :]
+    if data.ndim != 2 or data.shape[0] < 1:
+        raise ValueError(
+            f"{name} must have shape (n, n_bins) or (n_bins,) with n >= 1, got {np.shape(value)}"
+        )
+    if data.shape[1] < 3:
+        raise ValueError(
+            f"{name} must have n_bins >= 3 bins along the last axis (at least one Fourier frequency below "
+            f"Nyquist), got n_bins = {data.shape[1]}"
+        )
+    if data.dtype.kind != "u":
+        # two passes: the minimum is NaN for NaN and negative for negative counts or -inf; the maximum
+        # catches +inf
+        lowest = data.min()
+        if np.isnan(lowest) or not np.isfinite(data.max()) or np.isinf(lowest):
+            bad = np.flatnonzero(~np.all(np.isfinite(data), axis=1))
+            raise ValueError(f"{name} must be finite; rows {bad.tolist()[:10]} hold NaN or inf")
+        if lowest < 0:
+            bad = np.flatnonzero(np.any(data < 0, axis=1))
+            raise ValueError(f"{name} must be >= 0; rows {bad.tolist()[:10]} hold negative values")
+    return data
+
+
+def check_segment_bins(segment_bins: object, n_bins: int) -> int:
+    """Bins per segment: ``n_bins`` if None, else an integer in [3, n_bins] (``ValueError`` otherwise)."""
+    if segment_bins is None:
+        return n_bins
+    if isinstance(segment_bins, bool) or not isinstance(segment_bins, int | np.integer):
+        raise ValueError(f"segment_bins must be an integer in [3, n_bins = {n_bins}], got {segment_bins!r}")
+    seg = int(segment_bins)
+    if not 3 <= seg <= n_bins:
+        raise ValueError(f"segment_bins must be in [3, n_bins = {n_bins}], got {seg}")
+    return seg
+
+
 def _segment_power_sum(segments: NDArray) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
     """Sum over segments of :math:`|F_{s,j}|^2`, and the total counts from the zero-frequency terms.
 
@@ -201,45 +245,9 @@ def periodogram(
     """
     norm = check_norm(norm)
     dt = _check_dt(dt)
-    data = np.asarray(counts)
-    if data.dtype.kind not in "iuf":
-        raise ValueError(f"counts must be a real numeric array (int, uint or float), got dtype {data.dtype}")
-    if data.ndim == 1:
-        data = data[None, :]
-    if data.ndim != 2 or data.shape[0] < 1:
-        raise ValueError(
-            f"counts must have shape (n, n_bins) or (n_bins,) with n >= 1, got {np.shape(counts)}"
-        )
-    n_bins = data.shape[1]
-    if n_bins < 3:
-        raise ValueError(
-            f"counts must have n_bins >= 3 bins along the last axis (at least one Fourier frequency "
-            f"below Nyquist), got n_bins = {n_bins}"
-        )
-    if segment_bins is None:
-        seg = n_bins
-    else:
-        if isinstance(segment_bins, bool) or not isinstance(segment_bins, int | np.integer):
-            raise ValueError(
-                f"segment_bins must be an integer in [3, n_bins = {n_bins}], got {segment_bins!r}"
-            )
-        seg = int(segment_bins)
-        if not 3 <= seg <= n_bins:
-            raise ValueError(f"segment_bins must be in [3, n_bins = {n_bins}], got {seg}")
-    n_seg = n_bins // seg
-    # One pass over the input: the minimum is NaN if any bin is NaN and negative for negative counts or -inf;
-    # +inf shows up in the totals taken from the zero-frequency FFT terms.
-    if data.dtype.kind != "u":
-        lowest = data.min()
-        if np.isnan(lowest):
-            bad = np.flatnonzero(np.any(np.isnan(data), axis=1))
-            raise ValueError(f"counts must be finite; rows {bad.tolist()[:10]} hold NaN")
-        if lowest < 0:
-            bad = np.flatnonzero(np.any(data < 0, axis=1))
-            raise ValueError(f"counts must be >= 0; rows {bad.tolist()[:10]} hold negative values")
-    if data.dtype.kind == "f" and n_seg * seg < n_bins and not np.all(np.isfinite(data[:, n_seg * seg :])):
-        bad = np.flatnonzero(~np.all(np.isfinite(data[:, n_seg * seg :]), axis=1))
-        raise ValueError(f"counts must be finite; rows {bad.tolist()[:10]} hold inf")
+    data = check_counts(counts, "counts")
+    seg = check_segment_bins(segment_bins, data.shape[1])
+    n_seg = data.shape[1] // seg
     segments = data[:, : n_seg * seg].reshape(data.shape[0], n_seg, seg)
     return _averaged_spectrum(segments, dt, norm)
 
