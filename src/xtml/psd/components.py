@@ -180,8 +180,11 @@ class BendingPowerLaw(Component):
 
 def _lorentzian(f: FloatArray, nu0: FloatArray, delta: FloatArray, rms: FloatArray) -> FloatArray:
     """Belloni, Psaltis & van der Klis (2002) Lorentzian normalised to ``rms^2`` over (0, inf)."""
-    norm = rms**2 * delta / np.pi / (0.5 + np.arctan(nu0 / delta) / np.pi)
-    return norm / (delta**2 + (f - nu0) ** 2)
+    norm = rms**2 * delta / np.pi / (0.5 + np.arctan(nu0 / delta) / np.pi)  # (n, 1): cheap
+    x = f - nu0  # the one (n, n_freq) allocation; the rest is in place
+    np.square(x, out=x)
+    x += delta**2
+    return np.divide(norm, x, out=x)
 
 
 @dataclass(frozen=True)

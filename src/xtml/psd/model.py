@@ -172,9 +172,13 @@ class PSDModel:
         """Total PSD, shape (n, n_freq), in (rms/mean)^2/Hz."""
         arr = self.check(params) if check else self.as_batch(params)
         f = np.asarray(freq, dtype=np.float64)
-        total = np.zeros((arr.shape[0], f.shape[0]))
+        total = None
         for _, comp, sl in self._slices():
-            total += comp.evaluate(f, arr[:, sl], check=False)
+            part = comp.evaluate(f, arr[:, sl], check=False)
+            if total is None:
+                total = np.array(part, dtype=np.float64)  # own the buffer (a component may broadcast)
+            else:
+                total += part
         return total
 
     def evaluate_components(
