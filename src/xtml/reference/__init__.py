@@ -6,7 +6,9 @@ Huppenkothen, Ntampaka et al. 2023: compare against a domain reference):
 * dead time (:mod:`xtml.reference.deadtime`): detected and incident rates for non-paralyzable and
   paralyzable dead time, and the Zhang et al. (1995) dead-time-modified Leahy power spectrum of Poisson noise
   (identical to Stingray's ``pds_model_zhang``, much faster);
-* pile-up (:mod:`xtml.reference.pileup`): Poisson pile-up fractions and event rates of a framed detector.
+* pile-up (:mod:`xtml.reference.pileup`): Poisson pile-up fractions and event rates of a framed detector;
+* the likelihood (:mod:`xtml.reference.likelihood`): the exact Whittle likelihood of averaged, rebinned
+  spectra and the spectral model (source PSD + white noise) that every fit, test and sampler uses.
 
 More comes later: Whittle-likelihood fits of power spectra, QPO detection tests and MCMC posteriors, all built
 on the same model functions as the simulation-based inference.
@@ -21,15 +23,21 @@ from xtml.reference.deadtime import (
     zhang_leahy_at,
     zhang_leahy_for_spectrum,
 )
+from xtml.reference.likelihood import NOISE_KINDS, NoiseKind, SpectralModel, log_likelihood, whittle_loglike
 from xtml.reference.pileup import detected_event_rate, photon_loss_fraction, pileup_fraction
 
 __all__ = [
+    "NOISE_KINDS",
     "DeadTimeKind",
+    "NoiseKind",
+    "SpectralModel",
     "detected_event_rate",
     "detected_rate",
     "incident_rate",
+    "log_likelihood",
     "photon_loss_fraction",
     "pileup_fraction",
+    "whittle_loglike",
     "zhang_coefficients",
     "zhang_leahy",
     "zhang_leahy_at",
