@@ -13,6 +13,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 import bench_deadtime
 import bench_memory
+import bench_qpo
 import bench_simulate
 import bench_zhang
 
@@ -35,6 +36,8 @@ def main() -> None:
     results["deadtime"] = bench_deadtime.main()
     print("\n== bench_zhang ==")
     results["zhang"] = bench_zhang.main()
+    print("\n== bench_qpo ==")
+    results["qpo"] = bench_qpo.main()
     out = Path(__file__).parent / "out"
     out.mkdir(exist_ok=True)
     (out / "results.json").write_text(json.dumps(results, indent=2))

@@ -14,6 +14,15 @@ More comes later: Whittle-likelihood fits of power spectra, QPO detection tests 
 on the same model functions as the simulation-based inference.
 """
 
+from xtml.reference.cospectrum import (
+    COSPECTRUM_KINDS,
+    EXACT_MAX_M,
+    CospectrumKind,
+    cospectrum_loglike,
+    exp_difference_logpdf,
+    laplace_mean_logpdf,
+    log_likelihood_cospectrum,
+)
 from xtml.reference.deadtime import (
     DeadTimeKind,
     detected_rate,
@@ -23,20 +32,55 @@ from xtml.reference.deadtime import (
     zhang_leahy_at,
     zhang_leahy_for_spectrum,
 )
+from xtml.reference.fit import Bounds, FitResult, fit_spectra, start_values
 from xtml.reference.likelihood import NOISE_KINDS, NoiseKind, SpectralModel, log_likelihood, whittle_loglike
+from xtml.reference.mcmc import LogLikelihood, MCMCResult, NotConvergedError, sample_posterior
 from xtml.reference.pileup import detected_event_rate, photon_loss_fraction, pileup_fraction
+from xtml.reference.qpo import (
+    QPOFitWarning,
+    QPOTestResult,
+    calibrate,
+    lrt_statistic,
+    max_outlier_statistic,
+    qpo_scores,
+    sample_spectra,
+    single_bin_significance,
+)
 
 __all__ = [
+    "COSPECTRUM_KINDS",
+    "EXACT_MAX_M",
     "NOISE_KINDS",
+    "Bounds",
+    "CospectrumKind",
     "DeadTimeKind",
+    "FitResult",
+    "LogLikelihood",
+    "MCMCResult",
     "NoiseKind",
+    "NotConvergedError",
+    "QPOFitWarning",
+    "QPOTestResult",
     "SpectralModel",
+    "calibrate",
+    "cospectrum_loglike",
     "detected_event_rate",
     "detected_rate",
+    "exp_difference_logpdf",
+    "fit_spectra",
     "incident_rate",
+    "laplace_mean_logpdf",
     "log_likelihood",
+    "log_likelihood_cospectrum",
+    "lrt_statistic",
+    "max_outlier_statistic",
     "photon_loss_fraction",
     "pileup_fraction",
+    "qpo_scores",
+    "sample_posterior",
+    "sample_spectra",
+    "single_bin_significance",
+    "start_values",
     "whittle_loglike",
     "zhang_coefficients",
     "zhang_leahy",

@@ -5,12 +5,14 @@ reachable as ``importlib.import_module("xtml.timing.periodogram")`` if ever need
 """
 
 from xtml.timing.cross import FADResult, cospectrum, fad_correct
+from xtml.timing.io import EventData, read_events, spectrum_from_event_file
 from xtml.timing.periodogram import periodogram, periodogram_from_events
 from xtml.timing.rebin import log_bin_edges, rebin_linear, rebin_log
 from xtml.timing.spectrum import Norm, PowerSpectrum, check_norm, poisson_level
 from xtml.timing.stingray_io import from_stingray, to_stingray
 
 __all__ = [
+    "EventData",
     "FADResult",
     "Norm",
     "PowerSpectrum",
@@ -22,7 +24,9 @@ __all__ = [
     "periodogram",
     "periodogram_from_events",
     "poisson_level",
+    "read_events",
     "rebin_linear",
     "rebin_log",
+    "spectrum_from_event_file",
     "to_stingray",
 ]

@@ -1,0 +1,79 @@
+"""`xtml fit`: a FITS event file and a dataset row in, a fit table (and a plot) out."""
+
+import json
+
+import numpy as np
+from astropy.io import fits
+
+from xtml.cli import main
+from xtml.psd import Lorentzian, PSDModel, ZeroCentredLorentzian
+from xtml.simulate import events_from_rate, simulate_rate
+
+
+def _write_event_file(path, times, gti, t0=3.0e8):
+    events = fits.BinTableHDU.from_columns(
+        [fits.Column(name="TIME", format="1D", array=times + t0)], name="EVENTS"
+    )
+    gtis = fits.BinTableHDU.from_columns(
+        [
+            fits.Column(name="START", format="1D", array=gti[:, 0] + t0),
+            fits.Column(name="STOP", format="1D", array=gti[:, 1] + t0),
+        ],
+        name="GTI",
+    )
+    for hdu in (events, gtis):
+        hdu.header.update(
+            TELESCOP="TEST", INSTRUME="SIM", MJDREFI=55000, MJDREFF=0.0, TIMESYS="TT", TIMEUNIT="s"
+        )
+        hdu.header.update(TSTART=t0 + gti[0, 0], TSTOP=t0 + gti[-1, 1])
+    fits.HDUList([fits.PrimaryHDU(), events, gtis]).writeto(path)
+
+
+def test_fit_an_event_file_recovers_the_qpo(tmp_path, capsys):
+    psd = PSDModel.from_components({"broad": ZeroCentredLorentzian(), "qpo": Lorentzian()})
+    truth = np.array([1.0, 0.1, 12.0, 8.0, 0.15])
+    dt, length = 1 / 256, 512.0
+    rate, _ = simulate_rate(psd, truth, mean_rate=600.0, dt=dt, n_bins=int(length / dt), rng=5)
+    (times,) = events_from_rate(rate, dt, 6)
+    path = tmp_path / "sim.evt"
+    _write_event_file(path, times, np.array([[0.0, length]]))
+    code = main(
+        [
+            "fit",
+            str(path),
+            "--model",
+            "broad=zero_lorentzian,qpo=lorentzian",
+            "--segment-size",
+            "16",
+            "--rebin-log",
+            "0.02",
+            "--json",
+            "--plot",
+            str(tmp_path / "fit.png"),
+        ]
+    )
+    out = capsys.readouterr().out
+    assert code == 0
+    result = json.loads(out[: out.rindex("}") + 1])
+    assert result["status"] == "ok"
+    nu0, err = result["params"]["qpo.nu0"], result["errors"]["qpo.nu0"]
+    assert abs(nu0 - 12.0) < 4 * err
+    assert abs(result["params"]["qpo.rms"] - 0.15) < 4 * result["errors"]["qpo.rms"]
+    assert (tmp_path / "fit.png").stat().st_size > 1000
+
+
+def test_fit_a_dataset_row_and_errors(tmp_path, capsys):
+    from xtml.data import load_config, simulate_dataset
+    from xtml.demo import default_config_path
+
+    ds = simulate_dataset(load_config(default_config_path()), 2, tmp_path / "d.zarr", progress=False)
+    assert main(["fit", str(ds), "--index", "1", "--model", "broad=zero_lorentzian"]) in (0, 1)
+    assert "broad.nu_max" in capsys.readouterr().out
+    assert main(["fit", str(ds), "--index", "5", "--model", "broad=zero_lorentzian"]) == 2
+    assert "--index must be in [0, 2)" in capsys.readouterr().err
+    assert main(["fit", str(ds), "--model", "broad:zero_lorentzian"]) == 2
+    assert "name=kind pairs" in capsys.readouterr().err
+    bad = tmp_path / "bad.evt"
+    bad.write_text("not a fits file")
+    assert main(["fit", str(bad), "--model", "broad=zero_lorentzian"]) == 2
+    assert "bad.evt: cannot read as a FITS event file" in capsys.readouterr().err
