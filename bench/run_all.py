@@ -12,6 +12,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent))
 
 import bench_deadtime
+import bench_fit
 import bench_memory
 import bench_qpo
 import bench_simulate
@@ -36,6 +37,8 @@ def main() -> None:
     results["deadtime"] = bench_deadtime.main()
     print("\n== bench_zhang ==")
     results["zhang"] = bench_zhang.main()
+    print("\n== bench_fit ==")
+    results["fit"] = bench_fit.main()
     print("\n== bench_qpo ==")
     results["qpo"] = bench_qpo.main()
     out = Path(__file__).parent / "out"
