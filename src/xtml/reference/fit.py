@@ -253,37 +253,40 @@ class _Space:
         return np.where(self.fixed, self.lo, out)
 
 
+def bound_pairs(bounds: Bounds, names: tuple[str, ...], what: str = "bounds") -> list[tuple[float, float]]:
+    """``(low, high)`` of each of ``names``, from a prior's supports or a mapping (``ValueError`` if not)."""
+    if isinstance(bounds, JointPrior):
+        bounds.require(names)
+        return [bounds.priors[name].support for name in names]
+    if not isinstance(bounds, Mapping):
+        raise ValueError(f"{what} must be a JointPrior or a mapping name -> (low, high), got {bounds!r}")
+    missing = [n for n in names if n not in bounds]
+    extra = [n for n in bounds if n not in names]
+    if missing or extra:
+        raise ValueError(
+            f"{what} do not match the model's parameters; missing: {missing or 'none'}; "
+            f"unknown: {extra or 'none'}; valid parameters: {', '.join(names)}"
+        )
+    pairs = []
+    for name in names:
+        try:
+            lo, hi = (float(v) for v in bounds[name])
+        except (TypeError, ValueError):
+            raise ValueError(f"{what}[{name!r}] must be a pair (low, high), got {bounds[name]!r}") from None
+        pairs.append((lo, hi))
+    return pairs
+
+
 def _space(model: SpectralModel, bounds: Bounds) -> _Space:
     """Check ``bounds`` against the model's parameters and choose each parameter's transform."""
     names = model.param_names
     log_box = np.zeros(len(names), dtype=bool)
+    pairs = bound_pairs(bounds, names)
     if isinstance(bounds, JointPrior):
-        bounds.require(names)
-        pairs = [bounds.priors[name].support for name in names]
         log_box = np.array([isinstance(bounds.priors[name], LogUniform) for name in names])
         fixed = np.array([isinstance(bounds.priors[name], Fixed) for name in names])
-    elif isinstance(bounds, Mapping):
-        missing = [n for n in names if n not in bounds]
-        extra = [n for n in bounds if n not in names]
-        if missing or extra:
-            raise ValueError(
-                f"bounds do not match the model's parameters; missing: {missing or 'none'}; "
-                f"unknown: {extra or 'none'}; valid parameters: {', '.join(names)}"
-            )
-        pairs = []
-        for name in names:
-            try:
-                lo, hi = (float(v) for v in bounds[name])
-            except (TypeError, ValueError):
-                raise ValueError(
-                    f"bounds[{name!r}] must be a pair (low, high), got {bounds[name]!r}"
-                ) from None
-            pairs.append((lo, hi))
-        fixed = np.array([lo == hi for lo, hi in pairs])
     else:
-        raise ValueError(
-            f"bounds must be a JointPrior or a mapping name -> (low, high), got {type(bounds).__name__}"
-        )
+        fixed = np.array([lo == hi for lo, hi in pairs])
     lo = np.array([p[0] for p in pairs], dtype=np.float64)
     hi = np.array([p[1] for p in pairs], dtype=np.float64)
     for k, name in enumerate(names):

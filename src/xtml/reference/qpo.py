@@ -29,15 +29,14 @@ score whose ranking a shared null calibration would not change.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Mapping
 from dataclasses import dataclass, replace
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 from scipy.special import gammaincc, gammainccinv
 
-from xtml.psd import JointPrior, Lorentzian
-from xtml.reference.fit import Bounds, FitResult, fit_spectra, start_values
+from xtml.psd import Lorentzian
+from xtml.reference.fit import Bounds, FitResult, bound_pairs, fit_spectra, start_values
 from xtml.reference.likelihood import SpectralModel, log_likelihood
 from xtml.timing import PowerSpectrum
 
@@ -82,28 +81,7 @@ class QPOFitWarning(RuntimeWarning):
 
 def _bounds_arrays(bounds: Bounds, names: tuple[str, ...], what: str) -> tuple[FloatArray, FloatArray]:
     """Lower and upper bounds, each shape (k,), of the parameters ``names`` (in that order)."""
-    if isinstance(bounds, JointPrior):
-        bounds.require(names)
-        pairs = [bounds.priors[name].support for name in names]
-    elif isinstance(bounds, Mapping):
-        missing = [n for n in names if n not in bounds]
-        extra = [n for n in bounds if n not in names]
-        if missing or extra:
-            raise ValueError(
-                f"{what} do not match the model's parameters; missing: {missing or 'none'}; "
-                f"unknown: {extra or 'none'}; valid parameters: {', '.join(names)}"
-            )
-        pairs = []
-        for name in names:
-            try:
-                lo, hi = (float(v) for v in bounds[name])
-            except (TypeError, ValueError):
-                raise ValueError(
-                    f"{what}[{name!r}] must be a pair (low, high), got {bounds[name]!r}"
-                ) from None
-            pairs.append((lo, hi))
-    else:
-        raise ValueError(f"{what} must be a JointPrior or a mapping name -> (low, high), got {bounds!r}")
+    pairs = bound_pairs(bounds, names, what)
     lo = np.array([p[0] for p in pairs], dtype=np.float64)
     hi = np.array([p[1] for p in pairs], dtype=np.float64)
     bad = ~(lo <= hi)
