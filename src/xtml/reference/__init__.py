@@ -32,7 +32,8 @@ from xtml.reference.deadtime import (
     zhang_leahy_at,
     zhang_leahy_for_spectrum,
 )
-from xtml.reference.fit import Bounds, FitResult, fit_spectra, start_values
+from xtml.reference.defaults import default_bounds
+from xtml.reference.fit import Bounds, FitResult, bound_pairs, fit_spectra, start_values
 from xtml.reference.likelihood import NOISE_KINDS, NoiseKind, SpectralModel, log_likelihood, whittle_loglike
 from xtml.reference.mcmc import LogLikelihood, MCMCResult, NotConvergedError, sample_posterior
 from xtml.reference.pileup import detected_event_rate, photon_loss_fraction, pileup_fraction
@@ -62,8 +63,10 @@ __all__ = [
     "QPOFitWarning",
     "QPOTestResult",
     "SpectralModel",
+    "bound_pairs",
     "calibrate",
     "cospectrum_loglike",
+    "default_bounds",
     "detected_event_rate",
     "detected_rate",
     "exp_difference_logpdf",
