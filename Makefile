@@ -27,12 +27,12 @@ bench: $(STAMP)
 	$(PY) bench/run_all.py
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check src tests bench
-	$(VENV)/bin/ruff format --check src tests bench
+	$(VENV)/bin/ruff check src tests bench evals
+	$(VENV)/bin/ruff format --check src tests bench evals
 
 format: $(STAMP)
-	$(VENV)/bin/ruff format src tests bench
-	$(VENV)/bin/ruff check --fix src tests bench
+	$(VENV)/bin/ruff format src tests bench evals
+	$(VENV)/bin/ruff check --fix src tests bench evals
 
 clean:
 	rm -rf $(VENV) runs build *.egg-info src/*.egg-info
