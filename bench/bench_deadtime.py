@@ -18,21 +18,13 @@ from pathlib import Path
 
 import numpy as np
 
+from _timer import best_of
 from xtml.data import load_config, simulate_dataset
 from xtml.psd import Fixed
 from xtml.simulate import DeadTime, apply_dead_time
 
 N_EVENTS = int(os.environ.get("XTML_BENCH_N_EVENTS", 10_000_000))
 N_OBS = int(os.environ.get("XTML_BENCH_N_OBS", 1000))
-
-
-def _best(fn, repeat: int = 3) -> float:
-    out = []
-    for _ in range(repeat):
-        t = time.perf_counter()
-        fn()
-        out.append(time.perf_counter() - t)
-    return min(out)
 
 
 def bench_filter() -> dict[str, float]:
@@ -47,8 +39,8 @@ def bench_filter() -> dict[str, float]:
         model = DeadTime(2.5e-3, kind)
         apply_dead_time(times[:1000], model)
         filter_for_deadtime(times[:1000], 2.5e-3, paralyzable=par)
-        t_x = _best(lambda model=model: apply_dead_time(times, model))
-        t_s = _best(lambda par=par: filter_for_deadtime(times, 2.5e-3, paralyzable=par))
+        t_x = best_of(lambda model=model: apply_dead_time(times, model))[0]
+        t_s = best_of(lambda par=par: filter_for_deadtime(times, 2.5e-3, paralyzable=par))[0]
         res[f"{kind}_xtml_s"] = t_x
         res[f"{kind}_stingray_s"] = t_s
         res[f"{kind}_speedup_vs_stingray"] = t_s / t_x

@@ -20,6 +20,7 @@ import warnings
 import numpy as np
 
 import xtml.reference.fit as fit_module
+from _timer import best_of
 from xtml.psd import Lorentzian, PowerLaw, PSDModel
 from xtml.reference import SpectralModel, fit_spectra, start_values
 from xtml.simulate import simulate_lightcurves
@@ -54,15 +55,6 @@ def _to_astropy(theta: np.ndarray, rate: float) -> np.ndarray:
     return np.array([norm * rate, index, amp, nu0, fwhm, level])
 
 
-def _best(fn, repeat: int = 3) -> tuple[float, object]:
-    times, out = [], None
-    for _ in range(repeat):
-        t = time.perf_counter()
-        out = fn()
-        times.append(time.perf_counter() - t)
-    return min(times), out
-
-
 def one_fit() -> dict[str, float]:
     from astropy.modeling.models import Const1D, Lorentz1D, PowerLaw1D
     from stingray.modeling import PSDLogLikelihood, PSDParEst
@@ -70,8 +62,8 @@ def one_fit() -> dict[str, float]:
     ps = _spectra(1, 11)
     rate = float(ps.mean_rate[0])
     start = start_values(ps, MODEL, BOUNDS)[0]
-    t_xtml, fit = _best(lambda: fit_spectra(ps, MODEL, BOUNDS, start=start, n_starts=1, workers=1))
-    t_xtml4, _ = _best(lambda: fit_spectra(ps, MODEL, BOUNDS, workers=1))
+    t_xtml, fit = best_of(lambda: fit_spectra(ps, MODEL, BOUNDS, start=start, n_starts=1, workers=1))
+    t_xtml4, _ = best_of(lambda: fit_spectra(ps, MODEL, BOUNDS, workers=1))
 
     sps = to_stingray(ps)
     astro = PowerLaw1D(x_0=1.0) + Lorentz1D() + Const1D()
@@ -84,7 +76,7 @@ def one_fit() -> dict[str, float]:
             warnings.simplefilter("ignore")
             return PSDParEst(sps, max_post=False).fit(loglike, _to_astropy(start, rate))
 
-    t_st, res = _best(stingray_fit)
+    t_st, res = best_of(stingray_fit)
     diff = float(np.max(np.abs(_to_astropy(fit.params[0], rate) / res.p_opt - 1)))
     return {
         "n_freq": ps.n_freq,

@@ -11,12 +11,12 @@ Targets (issue 2): xtml >= 10x faster than Stingray; xtml <= 3x the bare FFT cos
 from __future__ import annotations
 
 import os
-import time
 import warnings
 
 import numpy as np
 import scipy.fft
 
+from _timer import best_of
 from xtml.psd import Lorentzian, PSDModel, ZeroCentredLorentzian
 from xtml.simulate import simulate_lightcurves
 from xtml.timing import periodogram
@@ -26,15 +26,6 @@ N_STINGRAY = int(os.environ.get("XTML_BENCH_N_STINGRAY", 150))
 N_BINS, DT, RATE, CHUNK = 8192, 1 / 512, 500.0, 1000
 MODEL = PSDModel.from_components({"broad": ZeroCentredLorentzian(), "qpo": Lorentzian()})
 THETA = np.array([2.0, 0.2, 20.0, 10.0, 0.1])
-
-
-def _best(fn, repeat: int = 3) -> float:
-    times = []
-    for _ in range(repeat):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return min(times)
 
 
 def run_xtml(threads: int | None) -> float:
@@ -52,7 +43,7 @@ def run_xtml(threads: int | None) -> float:
             )
             periodogram(lc.counts, DT, norm="leahy")
 
-    return _best(job)
+    return best_of(job)[0]
 
 
 def run_fft() -> float:
@@ -66,7 +57,7 @@ def run_fft() -> float:
             scipy.fft.irfft(spec[:n], n=N_BINS, axis=-1)
             scipy.fft.rfft(x[:n], axis=-1)
 
-    return _best(job)
+    return best_of(job)[0]
 
 
 def run_stingray() -> float:
@@ -85,7 +76,7 @@ def run_stingray() -> float:
                 lc = sim.simulate(psd)
                 Powerspectrum(lc, norm="leahy")
 
-    return _best(job, repeat=3) / N_STINGRAY * N_LC  # best of 3, like the xtml side
+    return best_of(job, repeat=3)[0] / N_STINGRAY * N_LC  # best of 3, like the xtml side
 
 
 def main() -> dict[str, float]:

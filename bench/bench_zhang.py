@@ -16,19 +16,11 @@ import warnings
 
 import numpy as np
 
+from _timer import best_of
 from xtml.reference import zhang_leahy
 
 RATE, DEAD_TIME, BIN_TIME, LIMIT_K = 500.0, 2.5e-3, 1 / 512, 60
 SIZES = [int(n) for n in os.environ.get("XTML_BENCH_ZHANG_N", "4096,32768").split(",")]
-
-
-def _best(fn, repeat: int) -> tuple[float, object]:
-    times, out = [], None
-    for _ in range(repeat):
-        t = time.perf_counter()
-        out = fn()
-        times.append(time.perf_counter() - t)
-    return min(times), out
 
 
 def main() -> dict[str, float]:
@@ -47,8 +39,8 @@ def main() -> dict[str, float]:
     print("anchor: Stingray pds_model_zhang (numba; first-call compile excluded)")
     print(f"  Stingray first call (compile, N = 16)  {t_compile:9.3f} s")
     for n in SIZES:
-        t_x, (f_x, p_x) = _best(lambda n=n: zhang_leahy(n, RATE, DEAD_TIME, BIN_TIME, limit_k=LIMIT_K), 5)
-        t_s, (f_s, p_s) = _best(lambda n=n: pds_model_zhang(n, RATE, DEAD_TIME, BIN_TIME, LIMIT_K), 1)
+        t_x, (f_x, p_x) = best_of(lambda n=n: zhang_leahy(n, RATE, DEAD_TIME, BIN_TIME, limit_k=LIMIT_K), 5)
+        t_s, (f_s, p_s) = best_of(lambda n=n: pds_model_zhang(n, RATE, DEAD_TIME, BIN_TIME, LIMIT_K), 1)
         assert np.array_equal(f_x, f_s)
         max_rel = float(np.max(np.abs(p_x - p_s) / np.abs(p_s)))
         res |= {
