@@ -62,7 +62,6 @@ pre-drawn random starts: results are identical for any ``workers``.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from contextlib import nullcontext
@@ -88,6 +87,7 @@ from xtml.psd import (
     ZeroCentredLorentzian,
 )
 from xtml.reference.likelihood import SpectralModel, log_likelihood, whittle_loglike
+from xtml.simulate.lightcurves import available_cpus
 from xtml.timing import PowerSpectrum
 
 __all__ = ["Bounds", "FitResult", "fit_spectra", "start_values"]
@@ -937,7 +937,7 @@ def _check_start(start: ArrayLike, space: _Space, n: int) -> FloatArray:
 
 def _check_workers(workers: int | None) -> int:
     if workers is None:
-        return max(1, len(os.sched_getaffinity(0)))
+        return available_cpus()
     if isinstance(workers, bool) or not isinstance(workers, int | np.integer) or workers < 1:
         raise ValueError(f"workers must be None or an integer >= 1, got {workers!r}")
     return int(workers)

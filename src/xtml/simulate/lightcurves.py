@@ -148,11 +148,18 @@ def _run_blocks(
         list(pool.map(lambda t: fn(*t), tasks))
 
 
+def available_cpus() -> int:
+    """CPUs this process may run on (its affinity where the OS reports it, else the CPU count)."""
+    import os
+
+    if hasattr(os, "sched_getaffinity"):
+        return max(1, len(os.sched_getaffinity(0)))
+    return max(1, os.cpu_count() or 1)
+
+
 def _threads(threads: int | None) -> int:
     if threads is None:
-        import os
-
-        return max(1, min(len(os.sched_getaffinity(0)), 8))
+        return min(available_cpus(), 8)
     return _check_positive_int("threads", threads, 1)
 
 
