@@ -25,10 +25,33 @@ __all__ = [
     "PowerLaw",
     "ZeroCentredLorentzian",
     "check_params",
+    "params_within_bounds",
 ]
 
 FloatArray = NDArray[np.float64]
 ArrayLike2D = NDArray[np.float64] | list[list[float]] | list[float]
+
+
+def _in_range(col: FloatArray, bound: tuple[float, float, bool, bool]) -> NDArray[np.bool_]:
+    """True where ``col`` lies in the (half-)open or closed interval ``bound`` (False for NaN)."""
+    low, high, low_in, high_in = bound
+    with np.errstate(invalid="ignore"):
+        above = col >= low if low_in else col > low
+        below = col <= high if high_in else col < high
+    return above & below
+
+
+def params_within_bounds(
+    params: FloatArray, names: tuple[str, ...], bounds: dict[str, tuple[float, float, bool, bool]]
+) -> NDArray[np.bool_]:
+    """Rows of ``params`` (n, len(names)) whose values are all finite and inside ``bounds``; shape (n,).
+
+    The non-raising twin of :func:`check_params`, for samplers and optimisers.
+    """
+    ok = np.all(np.isfinite(params), axis=1)
+    for k, name in enumerate(names):
+        ok &= _in_range(params[:, k], bounds[name])
+    return ok
 
 
 def check_params(
@@ -57,9 +80,7 @@ def check_params(
             i = int(np.flatnonzero(bad)[0])
             raise ValueError(f"parameter {prefix}{name} must be finite, got {float(col[i])!r} (row {i})")
         low, high, low_in, high_in = bounds[name]
-        too_low = col < low if low_in else col <= low
-        too_high = col > high if high_in else col >= high
-        bad = too_low | too_high
+        bad = ~_in_range(col, bounds[name])
         if bad.any():
             i = int(np.flatnonzero(bad)[0])
             lo_b = "[" if low_in else "("

@@ -28,9 +28,10 @@ from xtml.psd.components import (
     PowerLaw,
     ZeroCentredLorentzian,
     check_params,
+    params_within_bounds,
 )
 
-__all__ = ["COMPONENT_KINDS", "PSDModel", "make_component"]
+__all__ = ["COMPONENT_KINDS", "PSDModel", "make_component", "param_index"]
 
 
 def _lorentzian_fwhm() -> Component:
@@ -57,6 +58,14 @@ def make_component(kind: str) -> Component:
             f"unknown PSD component kind {kind!r}; valid kinds: {', '.join(sorted(COMPONENT_KINDS))}"
         ) from None
     return factory()
+
+
+def param_index(names: tuple[str, ...], name: str) -> int:
+    """Position of ``name`` in ``names``; ``ValueError`` listing the valid names otherwise."""
+    try:
+        return names.index(name)
+    except ValueError:
+        raise ValueError(f"unknown parameter {name!r}; valid parameters: {', '.join(names)}") from None
 
 
 @dataclass(frozen=True)
@@ -121,12 +130,15 @@ class PSDModel:
 
     def index(self, name: str) -> int:
         """Column of parameter ``name``; ``ValueError`` listing the valid names otherwise."""
-        try:
-            return self.param_names.index(name)
-        except ValueError:
-            raise ValueError(
-                f"unknown parameter {name!r}; valid parameters: {', '.join(self.param_names)}"
-            ) from None
+        return param_index(self.param_names, name)
+
+    def within_bounds(self, params: ArrayLike2D) -> NDArray[np.bool_]:
+        """Rows of ``params`` (n, n_params) inside every allowed range, shape (n,); never raises."""
+        arr = self.as_batch(params)
+        ok = np.ones(arr.shape[0], dtype=bool)
+        for _, comp, sl in self._slices():
+            ok &= params_within_bounds(arr[:, sl], comp.param_names, comp.bounds)
+        return ok
 
     def _slices(self) -> list[tuple[str, Component, slice]]:
         out, start = [], 0

@@ -70,7 +70,6 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 from scipy.special import gammaln
 
-from xtml.psd import PSDModel
 from xtml.reference.likelihood import SpectralModel
 from xtml.timing import PowerSpectrum, poisson_level
 
@@ -312,21 +311,6 @@ def cospectrum_loglike(
     return logpdf.sum(axis=-1)
 
 
-def _inside_bounds(psd: PSDModel, theta: FloatArray) -> NDArray[np.bool_]:
-    """Rows of ``theta`` whose parameters all lie in the components' allowed ranges."""
-    ok = np.all(np.isfinite(theta), axis=1)
-    col = 0
-    for _, comp in psd.components:
-        for name in comp.param_names:
-            low, high, low_in, high_in = comp.bounds[name]
-            v = theta[:, col]
-            with np.errstate(invalid="ignore"):
-                ok &= (v >= low) if low_in else (v > low)
-                ok &= (v <= high) if high_in else (v < high)
-            col += 1
-    return ok
-
-
 def log_likelihood_cospectrum(
     theta: ArrayLike,
     cospectrum: PowerSpectrum,
@@ -377,7 +361,7 @@ def log_likelihood_cospectrum(
         raise ValueError(
             f"cospectrum has {cospectrum.n} rows; need 1 or one per parameter vector, {t.shape[0]}"
         )
-    ok = _inside_bounds(model.psd, t)
+    ok = model.psd.within_bounds(t)
     out = np.full(t.shape[0], -np.inf)
     if not ok.any():
         return out

@@ -86,6 +86,7 @@ from xtml.psd import (
     PowerLaw,
     ZeroCentredLorentzian,
 )
+from xtml.psd.model import param_index
 from xtml.reference.likelihood import SpectralModel, log_likelihood, whittle_loglike
 from xtml.simulate.lightcurves import available_cpus
 from xtml.timing import PowerSpectrum
@@ -158,12 +159,7 @@ class FitResult:
 
     def index(self, name: str) -> int:
         """Column of parameter ``name``; ``ValueError`` listing the valid names otherwise."""
-        try:
-            return self.param_names.index(name)
-        except ValueError:
-            raise ValueError(
-                f"unknown parameter {name!r}; valid parameters: {', '.join(self.param_names)}"
-            ) from None
+        return param_index(self.param_names, name)
 
 
 @dataclass(frozen=True)
