@@ -77,3 +77,25 @@ def test_fit_a_dataset_row_and_errors(tmp_path, capsys):
     bad.write_text("not a fits file")
     assert main(["fit", str(bad), "--model", "broad=zero_lorentzian"]) == 2
     assert "bad.evt: cannot read as a FITS event file" in capsys.readouterr().err
+
+
+def test_fit_a_dead_time_dataset_is_dead_time_aware(tmp_path, capsys):
+    """A dataset with dead time: `xtml fit` uses the Zhang model by default, or fits the FAD spectrum."""
+    from pathlib import Path
+
+    from xtml.data import load_config, simulate_dataset
+
+    config = load_config(Path(__file__).parents[1] / "configs" / "nustar_deadtime.toml")
+    path = tmp_path / "dt.zarr"
+    simulate_dataset(config, 1, path, progress=False)
+    args = ["fit", str(path), "--model", "broad=zero_lorentzian,qpo=lorentzian", "--json"]
+    assert main(args) in (0, 1)
+    out = capsys.readouterr().out
+    zhang = json.loads(out[out.index("{") :])
+    assert zhang["params"]["noise.level"] > 1.5  # Zhang's shape rescaled by ~2, not a flat ~0.5-1.5 level
+    assert main([*args, "--dead-time", "0"]) in (0, 1)
+    naive = json.loads(capsys.readouterr().out)
+    assert naive["loglike"] < zhang["loglike"] - 10  # ignoring dead time fits much worse
+    assert main([*args, "--spectrum", "power_fad"]) in (0, 1)
+    fad = json.loads(capsys.readouterr().out)
+    assert abs(fad["params"]["noise.level"] - 2.0) < 0.2

@@ -46,13 +46,27 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
 def _cmd_fit(args: argparse.Namespace) -> int:
     import json
 
-    from xtml.reference.fitcli import fit_report, load_spectrum, parse_model
+    from xtml.reference.fitcli import dataset_dead_time, fit_report, load_spectrum, parse_model
 
     psd = parse_model(args.model)
     spectrum = load_spectrum(
-        args.input, index=args.index, dt=args.dt, segment_size=args.segment_size, rebin_log=args.rebin_log
+        args.input,
+        index=args.index,
+        dt=args.dt,
+        segment_size=args.segment_size,
+        rebin_log=args.rebin_log,
+        array=args.spectrum,
     )
-    report = fit_report(spectrum, psd, noise=args.noise)
+    if args.spectrum == "power_fad":  # FAD has removed the dead-time distortion: flat white noise
+        dead_time, n_modules = 0.0, 1
+    else:
+        dead_time, n_modules = (
+            dataset_dead_time(args.input) if args.dead_time is None else (args.dead_time, 1)
+        )
+        n_modules = n_modules if args.modules is None else args.modules
+    report = fit_report(spectrum, psd, noise=args.noise, dead_time=dead_time, n_modules=n_modules)
+    if dead_time > 0 and not args.json:
+        print(f"dead-time-aware model: Zhang white noise and gain, {dead_time} s x {n_modules} module(s)")
     if args.json:
         print(json.dumps(report.to_dict(), indent=2))
     else:
@@ -128,6 +142,22 @@ def build_parser() -> argparse.ArgumentParser:
         help="white-noise level: a free parameter (default) or fixed at the Poisson level",
     )
     fit.add_argument("--index", type=int, default=0, help="row of the dataset to fit (default 0)")
+    fit.add_argument(
+        "--spectrum",
+        choices=("power", "power_fad"),
+        default="power",
+        help="datasets: the total power (default) or the FAD-corrected power",
+    )
+    fit.add_argument(
+        "--dead-time",
+        type=float,
+        default=None,
+        help="non-paralyzable dead time per module, s, for a Zhang-aware fit (default: the dataset's "
+        "detector; 0 for event files)",
+    )
+    fit.add_argument(
+        "--modules", type=int, default=None, help="modules summed into the spectrum (default: the dataset's)"
+    )
     fit.add_argument("--dt", type=float, default=1 / 256, help="event files: bin time, s (default 1/256)")
     fit.add_argument(
         "--segment-size", type=float, default=16.0, help="event files: segment length, s (default 16)"

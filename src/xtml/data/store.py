@@ -320,6 +320,9 @@ def _open_existing(path: Path, config: SimulationConfig, n: int, seed: int, chun
     return g
 
 
+SPECTRUM_ARRAYS: tuple[str, ...] = ("power", "power_fad", "cospectrum")
+
+
 @dataclass(frozen=True)
 class SimDataset:
     """A simulated dataset opened from disk (arrays are read lazily from Zarr).
@@ -367,12 +370,25 @@ class SimDataset:
             raise ValueError(f"split must be one of {', '.join(SPLIT_NAMES)}, got {split!r}")
         return np.flatnonzero(self.array("split") == SPLIT_NAMES.index(split))
 
-    def spectra(self, index: NDArray[np.int64] | slice | None = None) -> PowerSpectrum:
-        """The selected power spectra as a :class:`~xtml.timing.PowerSpectrum` (float64)."""
+    def spectra(
+        self, index: NDArray[np.int64] | slice | None = None, *, array: str = "power"
+    ) -> PowerSpectrum:
+        """The selected spectra as a :class:`~xtml.timing.PowerSpectrum` (float64).
+
+        ``array`` names the stored spectrum: ``"power"`` (the summed modules, default),
+        ``"power_fad"`` (FAD-corrected, if the config asked for it) or ``"cospectrum"``.
+        """
+        if array not in SPECTRUM_ARRAYS:
+            raise ValueError(f"array must be one of {', '.join(SPECTRUM_ARRAYS)}, got {array!r}")
+        if array not in self.group:
+            raise ValueError(
+                f"dataset {self.path} has no {array!r} spectra (stored: "
+                f"{', '.join(a for a in SPECTRUM_ARRAYS if a in self.group)})"
+            )
         sel = slice(None) if index is None else index
         o = self.config.observation
         power = np.asarray(
-            self.group["power"].oindex[sel] if not isinstance(sel, slice) else self.group["power"][sel]
+            self.group[array].oindex[sel] if not isinstance(sel, slice) else self.group[array][sel]
         )
         rate = np.asarray(
             self.group["mean_rate"].oindex[sel]

@@ -71,7 +71,7 @@ from numpy.typing import ArrayLike, NDArray
 from scipy.special import gammaln
 
 from xtml.reference.likelihood import SpectralModel
-from xtml.timing import PowerSpectrum, poisson_level
+from xtml.timing import PowerSpectrum
 
 __all__ = [
     "COSPECTRUM_KINDS",
@@ -367,8 +367,7 @@ def log_likelihood_cospectrum(
         return out
     spec = cospectrum if cospectrum.n == 1 else cospectrum.select(np.flatnonzero(ok))
     with np.errstate(all="ignore"):
-        expected = model.expected(t[ok], spec, check=False)
-    expected -= poisson_level(spec.norm, spec.mean_rate)[:, None]
+        expected = model.source(t[ok], spec, check=False)
     b = spec.poisson_level()[:, None] / 2.0 if scale is None else scale
     out[ok] = cospectrum_loglike(spec.power, expected, spec.m, b, kind=kind)
     return out

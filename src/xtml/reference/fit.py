@@ -313,12 +313,6 @@ def _component_slices(model: SpectralModel) -> list[tuple[Any, slice]]:
     return out
 
 
-def _spectrum_scale(spectra: PowerSpectrum) -> FloatArray:
-    """Factor ``c`` of :class:`SpectralModel` (source power in the spectrum's norm per frac unit), (n,)."""
-    rate = spectra.mean_rate
-    return {"leahy": rate, "frac": np.ones_like(rate), "abs": rate**2}[spectra.norm]
-
-
 def _noise_guess(power: FloatArray, m: FloatArray) -> FloatArray:
     """White-noise level, (n,): the lowest of four m-weighted means over the top half of the powers.
 
@@ -458,7 +452,8 @@ def _guess_row(
 ) -> FloatArray:
     """Data-driven start of one spectrum ``row`` (n = 1), shape (k,), within the closed bounds."""
     freq, df, m, power = row.freq, row.df, row.m.astype(np.float64), row.power[0]
-    scale = float(_spectrum_scale(row)[0])
+    scale = float(model.source_scale(row)[0])
+    shape = model.white_shape(row)[0]  # the white noise is white * shape (dead time bends it)
     n_psd = model.psd.n_params
     theta = np.clip(np.where(np.isfinite(space.lo), space.lo, 0.0), space.lo, space.hi)
     theta[n_psd:] = white  # the free noise level, if any
@@ -494,10 +489,10 @@ def _guess_row(
 
     lorentz = np.zeros_like(power)  # the peaked components, in the spectrum's units
     for _ in range(2):  # broadband on the excess without the peaks, then the peaks over it; twice
-        pg = np.add.reduceat((power - white - lorentz) * m, groups) / mg
+        pg = np.add.reduceat((power - white * shape - lorentz) * m, groups) / mg
         tot = np.add.reduceat(power * m, groups) / mg
         eg, sg = pg / scale, tot / np.sqrt(mg) / scale
-        base = np.full_like(power, white)
+        base = white * shape
         for comp, sl in broad:
             guess = _broadband_guess(comp, fg, eg, sg, wg, float(len(broad)))
             theta[sl] = np.clip(guess, space.lo[sl], space.hi[sl])
@@ -536,7 +531,10 @@ def _raw_starts(
 ) -> FloatArray:
     """Data-driven starts of every spectrum, (n, k), inside the closed bounds (see :func:`start_values`)."""
     m = spectra.m.astype(np.float64)
-    white = _noise_guess(spectra.power, m) if model.noise == "free" else spectra.poisson_level()
+    if model.noise == "free":  # the level W of W * shape: guess on the flattened powers
+        white = _noise_guess(spectra.power / model.white_shape(spectra), m)
+    else:
+        white = spectra.poisson_level()
     groups = _log_groups(spectra.freq)
     freq = spectra.freq
     windows = [
@@ -636,8 +634,9 @@ class _Problem:
         self.spectrum, self.model, self.space = spectrum, model, space
         self.power = spectrum.power[0]
         self.m = spectrum.m.astype(np.float64)
-        self.scale = float(_spectrum_scale(spectrum)[0])
-        self.freq = spectrum.freq
+        self.scale = float(model.source_scale(spectrum)[0])
+        self.grid = model.grid(spectrum)
+        self.shape = model.white_shape(spectrum, self.grid)[0]
         free = space.free
         # Per PSD component with free parameters, the rows to evaluate: the centre, each free
         # parameter moved up and down, and each pair moved up together (forward cross difference).
@@ -692,7 +691,7 @@ class _Problem:
         for comp, sl, pos, n_rows, (row, col, src, sign) in self.plans:
             rows = np.repeat(x[sl][np.newaxis], n_rows, axis=0)
             rows[row, col] = np.where(sign > 0, up[src], down[src])
-            c_rows = comp.evaluate(self.freq, rows, check=False)
+            c_rows = self.grid.average(comp.evaluate(self.grid.freq, rows, check=False))
             c_rows *= self.scale
             kc = pos.size
             hp = h[pos]
@@ -705,10 +704,10 @@ class _Problem:
                     val = (ca[p] - ca[1 + i] - ca[1 + j] + ca[0]) / (hp[i] * hp[j])
                     second[pos[i], pos[j]] = second[pos[j], pos[i]] = val
                     p += 1
-        for j in self.noise:  # S = ... + W: dS/dv = W'(v) in every bin
+        for j in self.noise:  # S = ... + W w: dS/dv = W'(v) w in every bin
             col = free[j]
-            d1[j] = (xp[col] - xm[col]) / (2.0 * h[j])
-            second[j, j] = (xp[col] - 2.0 * x[col] + xm[col]) / h[j] ** 2 * a.sum()
+            d1[j] = (xp[col] - xm[col]) / (2.0 * h[j]) * self.shape
+            second[j, j] = (xp[col] - 2.0 * x[col] + xm[col]) / h[j] ** 2 * (a @ self.shape)
         d1[~np.isfinite(d1)] = 0.0
         grad = d1 @ a
         hess = (d1 * b) @ d1.T + second

@@ -14,7 +14,7 @@ from xtml.reference.fit import FitResult, fit_spectra
 from xtml.reference.likelihood import NoiseKind, SpectralModel
 from xtml.timing import PowerSpectrum, spectrum_from_event_file
 
-__all__ = ["FitReport", "fit_report", "load_spectrum", "parse_model"]
+__all__ = ["FitReport", "dataset_dead_time", "fit_report", "load_spectrum", "parse_model"]
 
 
 def parse_model(text: str) -> PSDModel:
@@ -35,8 +35,9 @@ def load_spectrum(
     dt: float = 1 / 256,
     segment_size: float = 16.0,
     rebin_log: float = 0.0,
+    array: str = "power",
 ) -> PowerSpectrum:
-    """One spectrum from an xtml dataset (``DIR.zarr``, row ``index``) or a FITS event file."""
+    """One spectrum from an xtml dataset (``DIR.zarr``, row ``index``, ``array``) or a FITS event file."""
     p = Path(path)
     if p.is_dir():
         from xtml.data import open_dataset
@@ -44,7 +45,9 @@ def load_spectrum(
         ds = open_dataset(p)
         if not 0 <= index < ds.n:
             raise ValueError(f"--index must be in [0, {ds.n}) for {p}, got {index}")
-        return ds.spectra(np.array([index]))
+        return ds.spectra(np.array([index]), array=array)
+    if array != "power":
+        raise ValueError(f"event files give the total power only; --spectrum {array} needs an xtml dataset")
     return spectrum_from_event_file(p, dt=dt, segment_size=segment_size, rebin_log_f=rebin_log)
 
 
@@ -113,12 +116,46 @@ class FitReport:
         return out
 
 
+def dataset_dead_time(path: str | Path) -> tuple[float, int]:
+    """Constant non-paralyzable dead time (s) and module count of the detector of an xtml dataset.
+
+    ``(0.0, n_modules)`` for an ideal or CCD detector and for event files.  A dead time the Zhang model
+    cannot describe (paralyzable, or drawn from a distribution) raises ``ValueError``: fit the
+    FAD-corrected spectrum instead (``--spectrum power_fad``) or give ``--dead-time``.
+    """
+    p = Path(path)
+    if not p.is_dir():
+        return 0.0, 1
+    from xtml.data import open_dataset
+
+    det = open_dataset(p).config.detector
+    dead = det.dead_time
+    if dead is None or det.is_ideal:
+        return 0.0, det.n_modules
+    if dead.kind != "nonparalyzable" or not dead.is_constant:
+        raise ValueError(
+            f"the dataset's dead time ({dead}) is not a constant non-paralyzable one, which the Zhang model "
+            "needs; fit the FAD-corrected spectrum (--spectrum power_fad) or pass --dead-time explicitly"
+        )
+    return float(dead.value), det.n_modules
+
+
 def fit_report(
-    spectrum: PowerSpectrum, psd: PSDModel, *, noise: NoiseKind = "free", rng: int = 0
+    spectrum: PowerSpectrum,
+    psd: PSDModel,
+    *,
+    noise: NoiseKind = "free",
+    dead_time: float = 0.0,
+    n_modules: int = 1,
+    rng: int = 0,
 ) -> FitReport:
-    """Fit ``psd`` (+ white noise) to a one-row spectrum with :func:`default_bounds`."""
+    """Fit ``psd`` (+ white noise) to a one-row spectrum with :func:`default_bounds`.
+
+    With ``dead_time`` > 0 the white noise has Zhang's shape and the source the dead-time gain
+    (:class:`~xtml.reference.SpectralModel`), for ``n_modules`` modules summed into the spectrum.
+    """
     if spectrum.n != 1:
         raise ValueError(f"fit_report fits one spectrum, got {spectrum.n}")
-    model = SpectralModel(psd, noise=noise)
+    model = SpectralModel(psd, noise=noise, dead_time=float(dead_time), n_modules=int(n_modules))
     bounds = default_bounds(model, spectrum)
     return FitReport(spectrum, model, bounds, fit_spectra(spectrum, model, bounds, workers=1, rng=rng))

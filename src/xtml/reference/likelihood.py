@@ -22,6 +22,7 @@ likelihood fits, QPO tests, MCMC and simulation-based inference all use.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Literal
 
 import numpy as np
@@ -29,6 +30,8 @@ from numpy.typing import ArrayLike, NDArray
 from scipy.special import gammaln
 
 from xtml.psd import PSDModel
+from xtml.reference.binning import ModelGrid, model_grid
+from xtml.reference.deadtime import _grid_power, zhang_coefficients, zhang_leahy_at
 from xtml.timing import PowerSpectrum, poisson_level
 
 __all__ = ["NOISE_KINDS", "NoiseKind", "SpectralModel", "log_likelihood", "whittle_loglike"]
@@ -73,33 +76,76 @@ def whittle_loglike(power: ArrayLike, expected: ArrayLike, m: ArrayLike) -> Floa
     return out
 
 
+@lru_cache(maxsize=512)
+def _zhang_fourier(rate: float, dead_time: float, bin_time: float, n_bins: int) -> FloatArray:
+    """Zhang's Leahy white noise at Fourier indices 0 .. n_bins // 2 (detected per-module rate), cached."""
+    b = zhang_coefficients(rate, dead_time, bin_time, rate_is_incident=False)
+    out = _grid_power(n_bins, b)
+    out.setflags(write=False)
+    return out
+
+
 @dataclass(frozen=True)
 class SpectralModel:
     """The expected power of a spectrum: a source PSD scaled to the spectrum's norm, plus white noise.
 
     .. math::
 
-        S_j = c\\,P_{src}(\\nu_j;\\theta) + W, \\qquad
+        S_j = c\\,G\\,\\langle P_{src}(\\nu;\\theta) \\rangle_j + W\\,w_j, \\qquad
         c = \\{\\mu \\ (\\text{leahy}),\\ 1 \\ (\\text{frac}),\\ \\mu^2 \\ (\\text{abs})\\},
 
     with ``mu`` the spectrum's mean count rate and ``W`` either the Poisson level of the norm
     (``noise="poisson"``: 2, 2/mu or 2 mu) or a free parameter ``noise.level`` in the spectrum's
-    units (``noise="free"``: what a fit of real data usually needs, e.g. with dead time or
-    background).  The model is evaluated at the bin-centre frequencies.
+    units (``noise="free"``: what a fit of real data usually needs, e.g. with background).
+    :math:`\\langle\\cdot\\rangle_j` is the mean over the Fourier frequencies inside bin ``j``
+    (:mod:`xtml.reference.binning`; the bin centre with ``bin_average=False``).
+
+    Without dead time :math:`G = 1` and :math:`w_j = 1`.  With a non-paralyzable ``dead_time``
+    :math:`\\tau` per module (``n_modules`` independent modules summed into the spectrum, each detecting
+    :math:`r_d = \\mu / n_{mod}`) the model is dead-time aware, as an expert would fit NuSTAR data
+    without machine learning:
+
+    * the white noise has the shape of Zhang et al. (1995): :math:`w_j = \\langle P_Z(\\nu) \\rangle_j / 2`
+      with :math:`P_Z` the Leahy spectrum of dead-time-affected Poisson noise at the detected rate
+      (:func:`xtml.reference.zhang_leahy_for_spectrum`), so ``W = 2`` (Leahy) is the exact Zhang model
+      and a free ``W`` rescales it;
+    * the source variability is suppressed by the dead-time gain
+      :math:`G = (\\partial \\ln r_d / \\partial \\ln r)^2 = (1 - r_d \\tau)^2` (small-signal limit of
+      :math:`r_d = r / (1 + r\\tau)`), so the fitted rms is the *incident* fractional rms.  This holds for
+      :math:`\\nu \\ll 1/\\tau` (400 Hz for NuSTAR) and variability that is not too strong; beyond that
+      dead time also mixes frequencies, which only simulation-based inference captures.
 
     Parameters
     ----------
     psd : PSDModel
         Source PSD in (rms/mean)^2/Hz.
     noise : {"poisson", "free"}
+    dead_time : float, optional
+        Non-paralyzable dead time per module, s (default 0: an ideal detector).
+    n_modules : int, optional
+        Independent detector modules summed into the spectrum (NuSTAR: 2), >= 1.
+    bin_average : bool, optional
+        Average the model over the Fourier frequencies of each bin (default) rather than evaluating it
+        at the bin centre.
     """
 
     psd: PSDModel
     noise: NoiseKind = "free"
+    dead_time: float = 0.0
+    n_modules: int = 1
+    bin_average: bool = True
 
     def __post_init__(self) -> None:
         if self.noise not in NOISE_KINDS:
             raise ValueError(f"noise must be one of {', '.join(NOISE_KINDS)}, got {self.noise!r}")
+        tau = self.dead_time
+        if isinstance(tau, bool) or not isinstance(tau, int | float) or not (np.isfinite(tau) and tau >= 0):
+            raise ValueError(f"dead_time must be a finite number >= 0 (s), got {tau!r}")
+        n_mod = self.n_modules
+        if isinstance(n_mod, bool) or not isinstance(n_mod, int | np.integer) or n_mod < 1:
+            raise ValueError(f"n_modules must be an integer >= 1, got {n_mod!r}")
+        if not isinstance(self.bin_average, bool):
+            raise ValueError(f"bin_average must be True or False, got {self.bin_average!r}")
 
     @property
     def param_names(self) -> tuple[str, ...]:
@@ -111,13 +157,61 @@ class SpectralModel:
         """Length of a parameter vector."""
         return len(self.param_names)
 
-    def expected(self, theta: ArrayLike, spectrum: PowerSpectrum, *, check: bool = True) -> FloatArray:
-        """Expected powers, shape (n, n_freq), for ``theta`` (n, n_params) and ``spectrum`` (n or 1 rows).
+    def grid(self, spectrum: PowerSpectrum) -> ModelGrid:
+        """Where the source PSD is evaluated for ``spectrum`` (:func:`~xtml.reference.binning.model_grid`)."""
+        return model_grid(spectrum, average=self.bin_average)
 
-        Parameters outside the PSD's allowed ranges raise ``ValueError`` when ``check`` (the
-        default); optimisers and samplers pass ``check=False`` and get ``-inf`` likelihoods instead
-        through non-positive or non-finite expectations.
-        """
+    def _module_rate(self, spectrum: PowerSpectrum) -> FloatArray:
+        rate = spectrum.mean_rate / self.n_modules
+        too_fast = rate * self.dead_time >= 1.0
+        if np.any(too_fast):
+            bad = float(rate[np.argmax(too_fast)])
+            raise ValueError(
+                f"detected rate per module {bad:.6g} ct/s is impossible with a non-paralyzable dead time of "
+                f"{self.dead_time} s (must be < 1 / dead_time = {1.0 / self.dead_time:.6g} ct/s)"
+            )
+        return rate
+
+    def source_scale(self, spectrum: PowerSpectrum) -> FloatArray:
+        """Factor :math:`c\\,G` (n,) turning the source PSD (frac units) into the spectrum's norm."""
+        rate = spectrum.mean_rate
+        scale = {"leahy": rate, "frac": np.ones_like(rate), "abs": rate**2}[spectrum.norm]
+        if self.dead_time > 0:
+            scale = scale * (1.0 - self._module_rate(spectrum) * self.dead_time) ** 2
+        return scale
+
+    def white_shape(self, spectrum: PowerSpectrum, grid: ModelGrid | None = None) -> FloatArray:
+        """Shape :math:`w_j` of the white noise, (n, n_freq) with dead time, else (1, n_freq) of ones."""
+        if self.dead_time <= 0:
+            return np.ones((1, spectrum.n_freq))
+        grid = self.grid(spectrum) if grid is None else grid
+        rates = self._module_rate(spectrum)
+        n_bins = round(spectrum.segment_length / spectrum.dt)
+        out = np.empty((spectrum.n, spectrum.n_freq))
+        for i, rate in enumerate(rates):
+            if grid.index is not None and n_bins >= 2 * int(grid.index.max()) + 1:
+                values = _zhang_fourier(float(rate), float(self.dead_time), float(spectrum.dt), n_bins)
+                out[i] = grid.average(values[grid.index])
+            else:  # bins that are not Fourier frequencies: the smooth interpolation at the centres
+                out[i] = zhang_leahy_at(
+                    grid.freq, n_bins, float(rate), self.dead_time, spectrum.dt, rate_is_incident=False
+                )
+        return out / 2.0
+
+    def white_level(self, theta: FloatArray, spectrum: PowerSpectrum) -> FloatArray:
+        """The level ``W`` (n, 1): the Poisson level of the norm, or the free parameter."""
+        if self.noise == "poisson":
+            return poisson_level(spectrum.norm, spectrum.mean_rate)[:, None]
+        return theta[:, self.psd.n_params :]
+
+    def source(self, theta: ArrayLike, spectrum: PowerSpectrum, *, check: bool = True) -> FloatArray:
+        """Expected source power :math:`c G \\langle P_{src} \\rangle_j`, (n, n_freq), no white noise."""
+        t = self._theta(theta, spectrum)
+        grid = self.grid(spectrum)
+        src = grid.average(self.psd.evaluate(grid.freq, t[:, : self.psd.n_params], check=check))
+        return src * self.source_scale(spectrum)[:, None]
+
+    def _theta(self, theta: ArrayLike, spectrum: PowerSpectrum) -> FloatArray:
         t = np.atleast_2d(np.asarray(theta, dtype=np.float64))
         if t.shape[1] != self.n_params:
             raise ValueError(
@@ -127,15 +221,18 @@ class SpectralModel:
             raise ValueError(
                 f"spectrum has {spectrum.n} rows; need 1 or one per parameter vector, {t.shape[0]}"
             )
-        k = self.psd.n_params
-        src = self.psd.evaluate(spectrum.freq, t[:, :k], check=check)
-        rate = spectrum.mean_rate[:, None]
-        scale = {"leahy": rate, "frac": np.ones_like(rate), "abs": rate**2}[spectrum.norm]
-        if self.noise == "poisson":
-            white = poisson_level(spectrum.norm, spectrum.mean_rate)[:, None]
-        else:
-            white = t[:, k:]
-        return src * scale + white
+        return t
+
+    def expected(self, theta: ArrayLike, spectrum: PowerSpectrum, *, check: bool = True) -> FloatArray:
+        """Expected powers, shape (n, n_freq), for ``theta`` (n, n_params) and ``spectrum`` (n or 1 rows).
+
+        Parameters outside the PSD's allowed ranges raise ``ValueError`` when ``check`` (the
+        default); optimisers and samplers pass ``check=False`` and get ``-inf`` likelihoods instead
+        through non-positive or non-finite expectations.
+        """
+        t = self._theta(theta, spectrum)
+        white = self.white_level(t, spectrum) * self.white_shape(spectrum)
+        return self.source(t, spectrum, check=check) + white
 
 
 def log_likelihood(theta: ArrayLike, spectrum: PowerSpectrum, model: SpectralModel) -> FloatArray:

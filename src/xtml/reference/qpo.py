@@ -127,12 +127,6 @@ def _range_mask(freq: FloatArray, f_range: tuple[float, float] | None) -> NDArra
     return mask
 
 
-def _scale_to_frac(spectra: PowerSpectrum) -> FloatArray:
-    """Factor ``c`` (n,) with ``P_norm = c * P_frac`` for the source part, as in ``SpectralModel``."""
-    rate = spectra.mean_rate
-    return {"leahy": rate, "frac": np.ones_like(rate), "abs": rate**2}[spectra.norm]
-
-
 def _alt_start(
     spectra: PowerSpectrum,
     null: SpectralModel,
@@ -161,7 +155,7 @@ def _alt_start(
     start[:, shared] = np.clip(null_params, alt_lo[shared], alt_hi[shared])
     s_null = null.expected(null_params, spectra, check=False)
     ratio = np.sqrt(spectra.m) * (spectra.power / s_null - 1.0)  # z-score of each bin, ranks the outliers
-    scale = _scale_to_frac(spectra)
+    scale = alt.source_scale(spectra)
     null_components = {name for name, _ in null.psd.components}
     taken = np.zeros(ratio.shape, dtype=bool)
     for name, comp in alt.psd.components:
