@@ -355,3 +355,28 @@ def test_dead_time_and_pileup_datasets(tmp_path):
     assert np.all(measured < rate)  # pile-up and the band lose events
     lam = rate * 0.0025
     assert np.all(measured > 0.5 * (1 - np.exp(-lam)) / 0.0025)
+
+
+def test_several_spectra_per_observation_share_a_group(tmp_path):
+    """An observation cut into 4 spectra: same parameters, label and split; independent-looking spectra."""
+    raw = tomllib.loads(SMALL)
+    raw["dataset"]["spectra_per_observation"] = 4
+    config = SimulationConfig.from_dict(raw)
+    ds = open_dataset(simulate_dataset(config, 32, tmp_path / "g.zarr", progress=False))
+    groups = ds.groups
+    assert np.array_equal(groups, np.arange(32) // 4)
+    params, labels, split = ds.array("params"), ds.array("labels"), ds.array("split")
+    for g in range(8):
+        rows = groups == g
+        assert np.array_equal(params[rows], np.repeat(params[rows][:1], 4, axis=0), equal_nan=True)
+        assert np.unique(labels[rows]).size == 1
+        assert np.unique(split[rows]).size == 1
+    power = ds.array("power")
+    assert not np.array_equal(power[0], power[1])  # different stretches of the light curve
+    # four different pieces of one light curve, at the same source rate
+    lc = ds.array("lightcurves")
+    assert lc.shape[0] == 32 and not np.array_equal(lc[0], lc[1])
+    rate = ds.array("mean_rate").reshape(8, 4)
+    assert np.all(np.abs(rate / rate.mean(axis=1, keepdims=True) - 1) < 0.5)
+    with pytest.raises(ValueError, match="spectra_per_observation"):
+        simulate_dataset(config, 30, tmp_path / "bad.zarr", progress=False)

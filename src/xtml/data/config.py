@@ -135,6 +135,7 @@ class DatasetSpec:
     store_lightcurves: bool = False
     power_dtype: Literal["float32", "float64"] = "float32"
     split: tuple[float, float, float] = (0.7, 0.15, 0.15)
+    spectra_per_observation: int = 1
 
 
 @dataclass(frozen=True)
@@ -192,6 +193,7 @@ class SimulationConfig:
                 "store_lightcurves": d.store_lightcurves,
                 "power_dtype": d.power_dtype,
                 "split": dict(zip(_SPLITS, d.split, strict=True)),
+                "spectra_per_observation": d.spectra_per_observation,
             },
         }
 
@@ -300,6 +302,7 @@ def _dataset(t: Mapping[str, Any]) -> DatasetSpec:
         store_lightcurves=store_lc,
         power_dtype=power_dtype,
         split=split,  # type: ignore[arg-type]
+        spectra_per_observation=_get_int(t, "spectra_per_observation", 1, 1, w),
     )
 
 

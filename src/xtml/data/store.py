@@ -1,6 +1,9 @@
 """Simulated datasets on disk: a chunked Zarr store that is resumable and never half-valid.
 
-Layout of ``DIR.zarr`` (first axis = simulated observation, chunked by ``chunk_size``):
+Layout of ``DIR.zarr`` (first axis = spectrum, chunked by ``chunk_size``).  Each simulated observation
+gives ``[dataset] spectra_per_observation`` consecutive spectra (default 1) of the same source and
+parameters, cut from one continuous light curve; ``group`` says which observation a spectrum belongs to,
+so that splits and cross-validation can keep an observation on one side:
 
 ========================  ==========================  ==========================================
 array                     shape                       content
@@ -10,7 +13,8 @@ array                     shape                       content
                                                       parameter (e.g. the QPO centroid of a
                                                       no-QPO spectrum), never elsewhere
 ``labels``                (n,) int16                  index into ``class_names``
-``split``                 (n,) int8                   0 train, 1 validation, 2 test
+``split``                 (n,) int8                   0 train, 1 validation, 2 test (per observation)
+``group``                 (n,) int64                  simulated observation of each spectrum
 ``power``                 (n, n_freq) float32/64      averaged, rebinned power spectrum
 ``mean_rate``             (n,) float64                measured mean count rate (ct/s, all modules)
 ``n_clipped``             (n,) int64                  bins where the Gaussian rate was clipped at 0
@@ -95,6 +99,10 @@ def simulate_chunk(
     """
     o = config.observation
     det = config.detector
+    per_obs = config.dataset.spectra_per_observation
+    if size % per_obs:
+        raise ValueError(f"chunk size {size} must be a multiple of spectra_per_observation = {per_obs}")
+    n_spectra, size = size, size // per_obs  # below, ``size`` counts observations
     ss = np.random.SeedSequence(seed, spawn_key=(chunk_index,))
     class_rng, param_rng, split_rng = (np.random.default_rng(s) for s in ss.spawn(3))
     sim_rngs = np.random.default_rng(ss.spawn(1)[0]).spawn(len(config.classes))
@@ -103,7 +111,7 @@ def simulate_chunk(
     names = config.param_names
     params = np.full((size, len(names)), np.nan)
     params[:, 0] = config.rate.sample(size, param_rng)
-    counts = np.empty((size, det.n_modules, o.n_bins), dtype=np.int64)
+    counts = np.empty((size, det.n_modules, o.n_bins * per_obs), dtype=np.int64)
     live = np.empty((size, det.n_modules))
     clipped = np.zeros(size, dtype=np.int64)
     # an ideal detector records binned rates (averaged over alias_factor steps); photon-level
@@ -122,16 +130,22 @@ def simulate_chunk(
             theta,
             mean_rate=params[idx, 0],
             dt=o.dt / fine,
-            n_bins=o.n_bins * fine,
+            n_bins=o.n_bins * per_obs * fine,
             rng=rate_rng,
             red_noise_factor=o.red_noise_factor,
             alias_factor=o.alias_factor // fine,
         )
         detected = observe(rate, o.dt / fine, det, photon_rng, bin_factor=fine)
         counts[idx] = detected.counts
-        live[idx] = detected.live_time
-    ps = _spectrum(config, counts.sum(axis=1))
+        live[idx] = detected.live_time / per_obs
     split = split_rng.choice(3, size=size, p=np.asarray(config.dataset.split)).astype(np.int8)
+    if per_obs > 1:  # cut each observation into consecutive spectra; repeat its labels and parameters
+        counts = counts.reshape(size, det.n_modules, per_obs, o.n_bins).swapaxes(1, 2)
+        counts = counts.reshape(n_spectra, det.n_modules, o.n_bins)
+        labels, params, clipped, live, split = (
+            np.repeat(a, per_obs, axis=0) for a in (labels, params, clipped, live, split)
+        )
+    ps = _spectrum(config, counts.sum(axis=1))
     out: dict[str, NDArray[Any]] = {
         "params": params,
         "labels": labels,
@@ -175,6 +189,7 @@ def _create(path: Path, config: SimulationConfig, n: int, seed: int, chunk_size:
         "params": ((n, len(config.param_names)), "float64"),
         "labels": ((n,), "int16"),
         "split": ((n,), "int8"),
+        "group": ((n,), "int64"),
         "power": ((n, grid.n_freq), config.dataset.power_dtype),
         "mean_rate": ((n,), "float64"),
         "n_clipped": ((n,), "int64"),
@@ -260,6 +275,12 @@ def simulate_dataset(
     chunk_size = config.dataset.chunk_size if chunk_size is None else chunk_size
     if isinstance(chunk_size, bool) or int(chunk_size) != chunk_size or chunk_size < 1:
         raise ValueError(f"chunk_size must be an integer >= 1, got {chunk_size!r}")
+    per_obs = config.dataset.spectra_per_observation
+    if n % per_obs or chunk_size % per_obs:
+        raise ValueError(
+            f"n ({n}) and chunk_size ({chunk_size}) must be multiples of [dataset] spectra_per_observation "
+            f"= {per_obs}: an observation's spectra are never split across chunks"
+        )
     path = Path(out)
     if path.exists() and overwrite:
         shutil.rmtree(path)
@@ -290,6 +311,7 @@ def simulate_dataset(
             result = simulate_chunk(config, c, stop - start, int(seed))
             for name, values in result.items():
                 arrays[name][start:stop] = values
+            arrays["group"][start:stop] = np.arange(start, stop) // per_obs
             arrays["done"][c] = 1  # commit: only now is the chunk valid
             bar.update(1)
             if on_chunk is not None:
@@ -363,6 +385,13 @@ class SimDataset:
                 f"dataset has no array {name!r}; arrays: {', '.join(sorted(self.group.array_keys()))}"
             )
         return np.asarray(self.group[name][...])
+
+    @property
+    def groups(self) -> NDArray[np.int64]:
+        """Simulated observation of each spectrum, shape (n,) (stores without ``group``: one per row)."""
+        if "group" not in self.group:
+            return np.arange(self.n, dtype=np.int64)
+        return self.array("group")
 
     def split_indices(self, split: str) -> NDArray[np.int64]:
         """Row indices of ``"train"``, ``"validation"`` or ``"test"``."""
