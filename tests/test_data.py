@@ -375,7 +375,8 @@ def test_several_spectra_per_observation_share_a_group(tmp_path):
     assert not np.array_equal(power[0], power[1])  # different stretches of the light curve
     # four different pieces of one light curve, at the same source rate
     lc = ds.array("lightcurves")
-    assert lc.shape[0] == 32 and not np.array_equal(lc[0], lc[1])
+    assert lc.shape[0] == 32
+    assert not np.array_equal(lc[0], lc[1])
     rate = ds.array("mean_rate").reshape(8, 4)
     assert np.all(np.abs(rate / rate.mean(axis=1, keepdims=True) - 1) < 0.5)
     with pytest.raises(ValueError, match="spectra_per_observation"):

@@ -158,7 +158,7 @@ def test_lrt_is_non_negative_and_large_for_a_strong_qpo(rng):
 
 
 def test_alternative_below_the_null_is_refitted_or_clipped_with_a_warning(rng, monkeypatch):
-    import xtml.reference.qpo as qpo_module
+    import xtml.reference.qpo_lrt as qpo_module
 
     tpl = template()
     spectra = sample_spectra(NULL, np.tile(THETA_NULL, (6, 1)), tpl, rng)

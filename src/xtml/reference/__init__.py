@@ -33,20 +33,15 @@ from xtml.reference.deadtime import (
     zhang_leahy_for_spectrum,
 )
 from xtml.reference.defaults import default_bounds
-from xtml.reference.fit import Bounds, FitResult, bound_pairs, fit_spectra, start_values
+from xtml.reference.fit import FitResult, fit_spectra
 from xtml.reference.likelihood import NOISE_KINDS, NoiseKind, SpectralModel, log_likelihood, whittle_loglike
 from xtml.reference.mcmc import LogLikelihood, MCMCResult, NotConvergedError, sample_posterior
 from xtml.reference.pileup import detected_event_rate, photon_loss_fraction, pileup_fraction
-from xtml.reference.qpo import (
-    QPOFitWarning,
-    QPOTestResult,
-    calibrate,
-    lrt_statistic,
-    max_outlier_statistic,
-    qpo_scores,
-    sample_spectra,
-    single_bin_significance,
-)
+from xtml.reference.qpo import QPOTestResult, calibrate, qpo_scores
+from xtml.reference.qpo_lrt import QPOFitWarning, lrt_statistic
+from xtml.reference.qpo_stats import max_outlier_statistic, sample_spectra, single_bin_significance
+from xtml.reference.space import Bounds, bound_pairs
+from xtml.reference.starts import start_values
 
 __all__ = [
     "COSPECTRUM_KINDS",
