@@ -36,10 +36,45 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
     labels = ds.array("labels")
     counts = ", ".join(f"{name}: {(labels == k).sum()}" for k, name in enumerate(ds.class_names))
     splits = ", ".join(f"{s}: {ds.split_indices(s).size}" for s in ("train", "validation", "test"))
-    print(f"wrote {ds.n} simulated observations to {path}")
+    n_obs = len(set(ds.groups.tolist()))
+    print(f"wrote {ds.n} spectra of {n_obs} simulated observations to {path}")
     print(f"  classes  {counts}")
     print(f"  splits   {splits}")
     print(f"  spectra  {ds.array('freq').size} frequencies, norm {ds.config.observation.norm}")
+    return 0
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from xtml.learn.config import load_train_config
+    from xtml.learn.train import train_run
+
+    config = load_train_config(args.config)
+    run = train_run(
+        config, args.data, args.out, overwrite=args.overwrite, log=None if args.no_progress else print
+    )
+    print(f"trained {len(config.models)} model(s) into {run}; next: xtml evaluate {run}")
+    return 0
+
+
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    import json
+
+    from xtml.learn.evaluate import EvaluationLockError, evaluate_run
+
+    try:
+        out = evaluate_run(args.run, reopen=args.reopen)
+    except EvaluationLockError as err:
+        raise ValueError(str(err)) from None
+    if not args.no_plots:
+        from xtml.critique import plot_evaluation
+
+        out["plots"] = plot_evaluation(args.run)
+    if args.json:
+        print(json.dumps(json.loads((Path(args.run) / "metrics.json").read_text()), indent=1))
+    else:
+        print((Path(args.run) / "summary.txt").read_text(), end="")
+        if out.get("plots"):
+            print(f"plots: {Path(args.run) / 'plots'}")
     return 0
 
 
@@ -168,6 +203,33 @@ def build_parser() -> argparse.ArgumentParser:
     fit.add_argument("--plot", type=Path, default=None, help="save the data and best fit to this PNG")
     fit.add_argument("--json", action="store_true", help="print the result as JSON")
     fit.set_defaults(func=_cmd_fit)
+
+    train = sub.add_parser(
+        "train",
+        help="train and cross-validate models on a simulated dataset (the test set stays locked)",
+        description="Split a dataset by simulated observation (stratified), tune and cross-validate each "
+        "model of CONFIG.toml inside the training rows, fit, calibrate on the validation rows, and write a "
+        "run folder with safe model files and record.json. The test set is only opened by `xtml evaluate`.",
+    )
+    train.add_argument("config", type=Path, help="training configuration (see configs/train_*.toml)")
+    train.add_argument("--data", type=Path, required=True, help="simulated dataset (DIR.zarr)")
+    train.add_argument("--out", type=Path, required=True, help="run folder to create")
+    train.add_argument("--overwrite", action="store_true", help="replace an existing run in --out")
+    train.add_argument("--no-progress", action="store_true", help="do not show progress")
+    train.set_defaults(func=_cmd_train)
+
+    evaluate = sub.add_parser(
+        "evaluate",
+        help="open the locked test set once: metrics, the classical reference, plots",
+        description="Score every model of a training run on its test set next to the classical reference "
+        "(the likelihood-ratio QPO test for detection), with bootstrap intervals, and write metrics.json, "
+        "summary.txt and plots/. A second evaluation is refused unless --reopen gives a reason.",
+    )
+    evaluate.add_argument("run", type=Path, help="run folder written by `xtml train`")
+    evaluate.add_argument("--reopen", default=None, help="reason to open the test set again (recorded)")
+    evaluate.add_argument("--no-plots", action="store_true", help="skip the plots")
+    evaluate.add_argument("--json", action="store_true", help="print the metrics as JSON")
+    evaluate.set_defaults(func=_cmd_evaluate)
 
     demo = sub.add_parser(
         "demo",

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-__all__ = ["Section", "figure_html", "table_html", "write_report"]
+__all__ = ["Section", "figure_html", "image_html", "table_html", "write_report"]
 
 _STYLE = """
 body { font-family: system-ui, sans-serif; max-width: 60rem; margin: 2rem auto; color: #222;
@@ -39,6 +39,15 @@ def figure_html(fig: Any, caption: str) -> str:
     fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
     plt.close(fig)
     data = base64.b64encode(buf.getvalue()).decode("ascii")
+    return (
+        f'<figure><img alt="{html.escape(caption)}" src="data:image/png;base64,{data}">'
+        f"<figcaption>{html.escape(caption)}</figcaption></figure>"
+    )
+
+
+def image_html(path: str | Path, caption: str) -> str:
+    """Embed a PNG file as a ``<figure>`` (base64: the report stays one self-contained file)."""
+    data = base64.b64encode(Path(path).read_bytes()).decode("ascii")
     return (
         f'<figure><img alt="{html.escape(caption)}" src="data:image/png;base64,{data}">'
         f"<figcaption>{html.escape(caption)}</figcaption></figure>"

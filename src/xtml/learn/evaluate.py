@@ -1,0 +1,281 @@
+"""``xtml evaluate``: open the locked test set once, score every model next to the classical reference.
+
+Rule 1 of the field is built in: for QPO detection the likelihood-ratio test (broadband vs broadband +
+Lorentzian, exact Whittle likelihood, dead-time aware when the dataset has dead time) is computed on the
+same test spectra and becomes a row of the same table and a curve on the same ROC; the table says which is
+better at the fixed false-positive rate, with bootstrap intervals (resampling whole observations), and at
+what cost per spectrum.  For regression the reference is the maximum-likelihood fit with Hessian errors.
+
+The test set is opened once: ``test_opened.json`` in the run folder records when and why; a second
+evaluation is refused unless a reason to reopen is given, and every opening stays listed.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from xtml.data import open_dataset
+from xtml.learn.calibration import ScoreCalibrator
+from xtml.learn.config import TrainConfig
+from xtml.learn.metrics import binary_metrics, compare_scores, multiclass_metrics, regression_metrics
+from xtml.learn.models import final_estimator, predict_with_std
+from xtml.learn.persist import load_model
+from xtml.learn.tasks import TaskData, load_task
+
+__all__ = ["EvaluationLockError", "evaluate_run", "reference_scores"]
+
+REFERENCE_NAME = "LRT (reference)"
+
+
+class EvaluationLockError(RuntimeError):
+    """The run's test set was already opened; carries the earlier openings."""
+
+    def __init__(self, message: str, openings: list[dict[str, Any]]) -> None:
+        super().__init__(message)
+        self.openings = openings
+
+
+def _open_test(run: Path, reopen: str | None) -> list[dict[str, Any]]:
+    path = run / "test_opened.json"
+    openings: list[dict[str, Any]] = json.loads(path.read_text()) if path.exists() else []
+    if openings and not reopen:
+        first = openings[0]
+        raise EvaluationLockError(
+            f"the test set of {run} was already opened on {first['time']} ({first['reason']!r}); results on "
+            "it are final. Pass a reason to reopen (xtml evaluate --reopen 'why') and it will be recorded.",
+            openings,
+        )
+    openings.append(
+        {
+            "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "reason": reopen or "final evaluation",
+        }
+    )
+    path.write_text(json.dumps(openings, indent=1))
+    return openings
+
+
+def reference_scores(
+    td: TaskData, rows: NDArray[np.int64], config: TrainConfig, dataset: Path
+) -> tuple[NDArray[np.float64], float]:
+    """The likelihood-ratio statistic of the reference test on task rows ``rows``, and s per spectrum."""
+    from xtml.psd import PSDModel
+    from xtml.reference import SpectralModel, default_bounds, qpo_scores
+    from xtml.reference.fitcli import dataset_dead_time
+
+    dead_time, n_modules = dataset_dead_time(dataset)
+    ref = config.reference
+    null = SpectralModel(
+        PSDModel.from_kinds(dict(ref.null)), noise="free", dead_time=dead_time, n_modules=n_modules
+    )
+    alt = SpectralModel(
+        PSDModel.from_kinds(dict(ref.alt)), noise="free", dead_time=dead_time, n_modules=n_modules
+    )
+    spectra = td.spectra.select(rows)
+    alt_bounds = default_bounds(alt, spectra.select(0))
+    null_bounds = {k: v for k, v in alt_bounds.items() if k in null.param_names}
+    t0 = time.perf_counter()
+    scores = qpo_scores(spectra, null, alt, null_bounds, alt_bounds, workers=ref.workers, rng=config.seed)
+    return scores, (time.perf_counter() - t0) / len(rows)
+
+
+def reference_fits(
+    td: TaskData, rows: NDArray[np.int64], config: TrainConfig, dataset: Path
+) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.bool_], float]:
+    """Maximum-likelihood fits of ``[reference] alt`` to task rows ``rows``: the targets and their errors.
+
+    Returns predictions and 1-sigma Hessian errors (n, k) in the task's units (``log10`` targets get
+    ``err / (x ln 10)``), the fits' success flags, and seconds per spectrum.
+    """
+    from xtml.psd import PSDModel
+    from xtml.reference import SpectralModel, default_bounds, fit_spectra
+    from xtml.reference.fitcli import dataset_dead_time
+
+    dead_time, n_modules = dataset_dead_time(dataset)
+    psd = PSDModel.from_kinds(dict(config.reference.alt))
+    model = SpectralModel(psd, noise="free", dead_time=dead_time, n_modules=n_modules)
+    missing = [t for t in td.names if t not in model.param_names]
+    if missing:
+        raise ValueError(
+            f"[reference] alt has no parameter(s) {missing} to compare with the regression targets"
+        )
+    spectra = td.spectra.select(rows)
+    t0 = time.perf_counter()
+    fit = fit_spectra(
+        spectra, model, default_bounds(model, spectra.select(0)), workers=config.reference.workers
+    )
+    per = (time.perf_counter() - t0) / len(rows)
+    cols = [model.param_names.index(t) for t in td.names]
+    value, err = fit.params[:, cols], fit.errors[:, cols]
+    if td.log_targets:
+        value, err = np.log10(value), err / (value * np.log(10.0))
+    return value, err, fit.success, per
+
+
+def _importances(model: Any) -> tuple[list[str], NDArray[np.float64]] | None:
+    est = final_estimator(model)
+    try:
+        names = list(model[:-1].get_feature_names_out())
+    except (AttributeError, ValueError):
+        return None
+    if hasattr(est, "feature_importances_"):
+        return names, np.asarray(est.feature_importances_)
+    if hasattr(est, "coef_"):
+        coef = np.atleast_2d(est.coef_)
+        return names, np.abs(coef).mean(axis=0)
+    return None
+
+
+def evaluate_run(run_dir: str | Path, *, reopen: str | None = None) -> dict[str, Any]:
+    """Evaluate every model of a training run on its locked test set (module docstring).
+
+    Returns the metrics, also written to ``metrics.json`` with ``summary.txt``; the test predictions
+    and scores go to ``test_predictions.npz`` and feature importances to ``importances.json``, from
+    which :func:`xtml.critique.learn_plots.plot_evaluation` draws the diagnostic plots.  Raises
+    :class:`EvaluationLockError` on a second evaluation without ``reopen``.
+    """
+    run = Path(run_dir)
+    if not (run / "record.json").is_file():
+        raise ValueError(f"{run} is not a training run (no record.json); run `xtml train` first")
+    record = json.loads((run / "record.json").read_text())
+    config = TrainConfig.from_dict(json.loads((run / "config.json").read_text()))
+    dataset = Path(record["dataset"]["path"])
+    td = load_task(open_dataset(dataset), config.task)
+    with np.load(run / "split.npz", allow_pickle=False) as split:
+        used = np.union1d(split["train"], split["validation"])
+    test = np.flatnonzero(~np.isin(td.rows, used))
+    openings = _open_test(run, reopen)
+    y = td.y[test]
+    out: dict[str, Any] = {"task": config.task.kind, "names": list(td.names), "n_test": len(test)}
+    out |= {"openings": openings, "models": {}, "log_targets": td.log_targets}
+    arrays: dict[str, NDArray[Any]] = {"y": y, "rows": td.rows[test]}
+    importances: dict[str, Any] = {}
+    for name in record["models"]:
+        model = load_model(run / "models" / name)
+        extra = json.loads((run / "models" / name / "extra.json").read_text())
+        t0 = time.perf_counter()
+        if td.is_classification:
+            cal = ScoreCalibrator.from_dict(extra["calibration"])
+            arrays[f"proba/{name}"] = cal.transform(model.predict_proba(td.X[test]))
+        else:
+            arrays[f"pred/{name}"], arrays[f"std/{name}"] = predict_with_std(
+                model, td.X[test], np.asarray(extra["residual_std"])
+            )
+        per = (time.perf_counter() - t0) / len(test)
+        out["models"][name] = {
+            "predict_time_per_spectrum_s": per,
+            "fit_time_s": record["models"][name]["fit_time_s"],
+        }
+        imp = _importances(model)
+        if imp is not None:
+            importances[name] = {"names": imp[0], "values": imp[1].tolist()}
+    if td.is_classification and len(td.names) == 2:
+        probs = {n[6:]: v for n, v in arrays.items() if n.startswith("proba/")}
+        for name, p in probs.items():
+            out["models"][name]["test"] = binary_metrics(y, p[:, 1], fpr_target=config.evaluation.fpr)
+        scores = {name: p[:, 1] for name, p in probs.items()}
+        subset = np.arange(len(test))
+        if config.reference.test == "lrt":
+            gen = np.random.default_rng(config.seed)
+            k = min(config.reference.max_spectra, len(test))
+            subset = np.sort(gen.choice(len(test), size=k, replace=False))
+            lrt, per = reference_scores(td, test[subset], config, dataset)
+            scores = {name: s[subset] for name, s in scores.items()} | {REFERENCE_NAME: lrt}
+            out["reference"] = {"test": "lrt", "n_spectra": k, "time_per_spectrum_s": per}
+            arrays["reference/lrt"] = lrt
+        arrays["reference/subset"] = subset
+        table = compare_scores(
+            y[subset],
+            scores,
+            reference=REFERENCE_NAME if config.reference.test == "lrt" else None,
+            fpr_target=config.evaluation.fpr,
+            n_boot=config.evaluation.n_boot,
+            level=config.evaluation.level,
+            groups=td.groups[test][subset],
+            rng=config.seed,
+        )
+        out["comparison"] = {"rows": table.rows(), "verdict": table.verdict, "text": table.to_text()}
+        out["fpr_target"] = config.evaluation.fpr
+    elif td.is_classification:
+        for name in record["models"]:
+            p = arrays[f"proba/{name}"]
+            out["models"][name]["test"] = multiclass_metrics(y, p, labels=list(range(len(td.names))))
+    else:
+        for name in record["models"]:
+            mean, std = arrays[f"pred/{name}"], arrays[f"std/{name}"]
+            out["models"][name]["test"] = regression_metrics(
+                y, mean if y.ndim > 1 else mean[:, 0], std if y.ndim > 1 else std[:, 0]
+            )
+        if config.reference.test == "fit":
+            gen = np.random.default_rng(config.seed)
+            k = min(config.reference.max_spectra, len(test))
+            subset = np.sort(gen.choice(len(test), size=k, replace=False))
+            value, err, ok, per = reference_fits(td, test[subset], config, dataset)
+            good = ok & np.all(np.isfinite(err), axis=1)
+            truth = y.reshape(len(y), -1)[subset]
+            ref = {"test": "fit", "n_spectra": k, "n_failed": int((~good).sum()), "time_per_spectrum_s": per}
+            ref["metrics"] = regression_metrics(truth[good], value[good], err[good])
+            ref["models_on_same_spectra"] = {
+                name: regression_metrics(
+                    truth[good], arrays[f"pred/{name}"][subset][good], arrays[f"std/{name}"][subset][good]
+                )
+                for name in record["models"]
+            }
+            out["reference"] = ref
+            arrays["reference/subset"], arrays["reference/pred"], arrays["reference/std"] = subset, value, err
+    np.savez(run / "test_predictions.npz", **arrays)
+    (run / "importances.json").write_text(json.dumps(importances, indent=1))
+    (run / "metrics.json").write_text(json.dumps(_jsonable(out), indent=1))
+    (run / "summary.txt").write_text(summary_text(out, td))
+    return out
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def summary_text(out: dict[str, Any], td: TaskData) -> str:
+    """A plain-text summary: the comparison table and verdicts, or per-model test metrics."""
+    lines = [f"test set: {out['n_test']} spectra (opened {len(out['openings'])} time(s))"]
+    if not td.is_classification:
+        lines.append("regression targets: " + ", ".join(td.names) + (" (log10)" if td.log_targets else ""))
+    if "comparison" in out:
+        lines.append(out["comparison"]["text"])
+    for name, m in out["models"].items():
+        test = m.get("test", {})
+        keys = ("roc_auc", "tpr_at_fpr", "accuracy", "macro_f1", "rmse", "r2", "coverage_68")
+        shown = {k: np.atleast_1d(np.asarray(test[k], dtype=float)) for k in keys if k in test}
+        figures = ", ".join(f"{k} {'/'.join(f'{x:.4g}' for x in v)}" for k, v in shown.items() if v.size <= 8)
+        fit_s, predict_ms = m["fit_time_s"], m["predict_time_per_spectrum_s"] * 1e3
+        lines.append(f"{name}: {figures}; fit {fit_s:.3g} s, predict {predict_ms:.3g} ms/spectrum")
+    if "reference" in out and out["reference"]["test"] == "fit":
+        ref = out["reference"]
+        lines.append(
+            f"reference (maximum-likelihood fits, {ref['n_spectra']} spectra, {ref['n_failed']} failed "
+            f"and left out; {ref['time_per_spectrum_s'] * 1e3:.3g} ms/spectrum), on the same spectra:"
+        )
+        keys = ("rmse", "r2", "coverage_68", "coverage_95")
+        for name, m in {"reference fit": ref["metrics"], **ref["models_on_same_spectra"]}.items():
+            shown = {k: np.atleast_1d(np.asarray(m[k], dtype=float)) for k in keys}
+            lines.append(
+                f"  {name}: " + ", ".join(f"{k} {'/'.join(f'{x:.4g}' for x in v)}" for k, v in shown.items())
+            )
+    elif "reference" in out:
+        per = out["reference"]["time_per_spectrum_s"]
+        n_ref = out["reference"]["n_spectra"]
+        lines.append(f"reference (likelihood-ratio test): {per * 1e3:.3g} ms/spectrum on {n_ref} spectra")
+    return "\n".join(lines) + "\n"
