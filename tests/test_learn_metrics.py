@@ -5,15 +5,10 @@ import pytest
 from scipy.stats import mannwhitneyu, norm
 from sklearn.metrics import log_loss, roc_auc_score
 
-from xtml.learn import metrics
-from xtml.learn.metrics import (
-    BootstrapCI,
-    binary_metrics,
-    bootstrap_ci,
-    compare_scores,
-    multiclass_metrics,
-    regression_metrics,
-)
+from xtml.learn import comparison as metrics  # the vectorised kernel (_Ranked, _weighted_binary) lives here
+from xtml.learn.bootstrap import BootstrapCI, bootstrap_ci
+from xtml.learn.comparison import compare_scores
+from xtml.learn.metrics import binary_metrics, multiclass_metrics, regression_metrics
 
 
 def mean_last(x):

@@ -11,16 +11,9 @@ from sklearn.linear_model import LinearRegression, LogisticRegression
 from sklearn.metrics import brier_score_loss
 from sklearn.naive_bayes import GaussianNB
 
-from xtml.learn import protocol
-from xtml.learn.protocol import (
-    CVResult,
-    LockedTestSet,
-    LockedTestSetError,
-    calibrate_classifier,
-    cross_validate_model,
-    split_dataset,
-    tune,
-)
+from xtml.learn import split as protocol  # the fold apportionment (_choose_folds) lives in split
+from xtml.learn.protocol import CVResult, calibrate_classifier, cross_validate_model, tune
+from xtml.learn.split import LockedTestSet, LockedTestSetError, split_dataset
 
 FRACTIONS = (0.7, 0.15, 0.15)
 #: Largest allowed |class share in a part - overall class share| (observed <= 0.01 over 30 seeds;

@@ -18,31 +18,16 @@ The field's workflow as a library (``xtml train`` / ``xtml evaluate`` on the com
 
 from typing import Any
 
+from xtml.learn.bootstrap import BootstrapCI, bootstrap_ci
 from xtml.learn.calibration import ScoreCalibrator, fit_calibrator
+from xtml.learn.comparison import ComparisonTable, compare_scores
 from xtml.learn.config import TrainConfig, load_train_config
 from xtml.learn.features import LightCurveFeatures, LogSpectrum, SpectralFeatures
 from xtml.learn.inputs import SpectralGrid, spectra_to_X
-from xtml.learn.metrics import (
-    BootstrapCI,
-    ComparisonTable,
-    binary_metrics,
-    bootstrap_ci,
-    compare_scores,
-    multiclass_metrics,
-    regression_metrics,
-)
+from xtml.learn.metrics import binary_metrics, multiclass_metrics, regression_metrics
 from xtml.learn.persist import UnsafeModelError, load_model, save_model
-from xtml.learn.protocol import (
-    CVResult,
-    LockedTestSet,
-    LockedTestSetError,
-    Split,
-    TuneResult,
-    calibrate_classifier,
-    cross_validate_model,
-    split_dataset,
-    tune,
-)
+from xtml.learn.protocol import CVResult, TuneResult, calibrate_classifier, cross_validate_model, tune
+from xtml.learn.split import LockedTestSet, LockedTestSetError, Split, split_dataset
 from xtml.learn.tasks import TaskData, load_task
 
 __all__ = [

@@ -31,7 +31,7 @@ __all__ = [
     "train",
 ]
 
-INFERENCE_BATCH = 8192  # rows per forward pass at prediction time (memory ~ rows x features x channels)
+INFERENCE_BATCH = 512  # rows per forward pass at prediction time (small enough to stay in cache)
 MIN_LENGTH = 4  # down-sampling (stride, pooling) stops before a sequence gets shorter than this
 LOGVAR_RANGE = (-12.0, 8.0)  # clamp of the Gaussian head's log-variance, in standardised y units
 
@@ -66,23 +66,34 @@ def _factor(factor: int, length: int) -> int:
     return max(1, min(factor, length // MIN_LENGTH))
 
 
+def _coord(length: int) -> torch.Tensor:
+    """Positions ``linspace(-1, 1, length)`` as a (1, 1, length) tensor (0 for a single position)."""
+    return torch.linspace(-1.0, 1.0, length).view(1, 1, length) if length > 1 else torch.zeros(1, 1, 1)
+
+
 class ConvNet1d(nn.Module):
     r"""A small 1-D CNN for rows of features on a regular grid (e.g. log-power on frequency bins).
 
     Each row ``x`` of length ``L`` becomes a 2-channel sequence: ``x`` itself and a fixed coordinate
-    channel ``linspace(-1, 1, L)``, so that global pooling still knows *where* a feature was (as in
-    CoordConv; a QPO centroid is a position). ``n_blocks`` blocks of
+    channel ``linspace(-1, 1, L)`` (as in CoordConv: a QPO centroid is a position). ``n_blocks`` blocks of
     ``Conv1d -> MaxPool1d -> BatchNorm1d -> ReLU`` follow; block ``i`` has ``channels * 2**i`` channels;
     the first convolution has stride ``stride`` and every block pools by ``pool_size``. Pooling before the
     normalisation keeps the element-wise work on the short sequence (the cost on a CPU). Down-sampling
     adapts to short inputs: each stride or pooling factor is reduced so that at least ``MIN_LENGTH``
-    positions remain (and skipped on sequences already that short), so any ``L >= 1`` works. The head
-    concatenates global average and global max pooling (``2 * channels * 2**(n_blocks - 1)`` numbers),
-    then ``Linear -> ReLU -> Dropout -> Linear`` to ``n_outputs``.
+    positions remain (and skipped on sequences already that short), so any ``L >= 1`` works.
 
-    With the defaults of :mod:`xtml.learn.cnn` (16 channels, kernel 7, 3 blocks, stride 4, pooling 4), 512
-    bins become 128 positions x 16 channels, then 32 x 32, then 4 x 64: about 0.25 M multiply-adds per
-    spectrum and 27 k parameters.
+    The head pools each channel ``a_c(u) >= 0`` of the last map over its positions ``u`` in [-1, 1] three
+    ways: the global average, the global maximum and the activation-weighted position
+
+    .. math:: w_c = \frac{\langle a_c(u)\, u \rangle}{\langle a_c(u) \rangle + 10^{-3}} \in [-1, 1],
+
+    a soft location of what the channel detected (global average and max pooling alone forget *where*;
+    with it a centroid regression reaches R^2 ~ 0.99 instead of ~0.9 in the tests). The ``3 C`` numbers go
+    through ``Linear -> ReLU -> Dropout -> Linear`` to ``n_outputs``.
+
+    With the defaults of :mod:`xtml.learn.cnn` (8 channels, kernel 7, 3 blocks, stride 2, pooling 4), 512
+    bins become 64 positions x 8 channels, then 16 x 16, then 4 x 32: about 0.14 M multiply-adds per
+    spectrum and 11 k parameters.
 
     Parameters
     ----------
@@ -110,9 +121,7 @@ class ConvNet1d(nn.Module):
         dropout: float,
     ) -> None:
         super().__init__()
-        self.register_buffer(
-            "coord", torch.linspace(-1.0, 1.0, n_features).view(1, 1, n_features), persistent=False
-        )
+        self.register_buffer("coord", _coord(n_features), persistent=False)
         layers: list[nn.Module] = []
         length, c_in = n_features, 2
         for i in range(n_blocks):
@@ -136,7 +145,7 @@ class ConvNet1d(nn.Module):
             nn.Linear(hidden, n_outputs),
         )
         self.out_length = length
-        self.register_buffer("out_coord", torch.linspace(-1.0, 1.0, length).view(1, 1, length), persistent=False)
+        self.register_buffer("out_coord", _coord(length), persistent=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Map ``x`` of shape (batch, L) to outputs of shape (batch, n_outputs)."""
@@ -160,11 +169,21 @@ def gaussian_nll(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 
 
 def predict_batches(module: nn.Module, x: np.ndarray) -> torch.Tensor:
-    """Outputs of ``module`` in eval mode for float32 rows ``x``, in batches of ``INFERENCE_BATCH``."""
+    """Outputs of ``module`` in eval mode for float32 rows ``x`` (n, L), shape (n, n_outputs).
+
+    Rows go through in chunks of exactly ``INFERENCE_BATCH`` (the last one padded with zeros): oneDNN's
+    float32 kernels round differently for different batch sizes (relative differences ~1e-7), and a fixed
+    chunk makes each row's output independent of the rows predicted with it.
+    """
     module.eval()
-    xt = torch.from_numpy(x)
+    outs = []
     with torch.inference_mode():
-        return torch.cat([module(xb) for xb in torch.split(xt, INFERENCE_BATCH)])
+        for xb in torch.split(torch.from_numpy(x), INFERENCE_BATCH):
+            k = xb.shape[0]
+            if k < INFERENCE_BATCH:
+                xb = torch.cat([xb, xb.new_zeros(INFERENCE_BATCH - k, xb.shape[1])])
+            outs.append(module(xb)[:k])
+    return torch.cat(outs)
 
 
 @dataclass

@@ -97,10 +97,10 @@ class _BaseCNN(BaseEstimator):
     def __init__(
         self,
         *,
-        channels: int = 16,
+        channels: int = 8,
         kernel_size: int = 7,
         n_blocks: int = 3,
-        stride: int = 4,
+        stride: int = 2,
         pool_size: int = 4,
         hidden: int = 64,
         dropout: float = 0.1,

@@ -22,8 +22,9 @@ from numpy.typing import NDArray
 
 from xtml.data import open_dataset
 from xtml.learn.calibration import ScoreCalibrator
+from xtml.learn.comparison import compare_scores
 from xtml.learn.config import TrainConfig
-from xtml.learn.metrics import binary_metrics, compare_scores, multiclass_metrics, regression_metrics
+from xtml.learn.metrics import binary_metrics, multiclass_metrics, regression_metrics
 from xtml.learn.models import final_estimator, predict_with_std
 from xtml.learn.persist import load_model
 from xtml.learn.tasks import TaskData, load_task
@@ -77,7 +78,7 @@ def reference_scores(
     alt = SpectralModel(
         PSDModel.from_kinds(dict(ref.alt)), noise="free", dead_time=dead_time, n_modules=n_modules
     )
-    spectra = td.spectra.select(rows)
+    spectra = td.spectra.select(rows).to_norm("leahy")  # one white-noise level (~2) for every rate
     alt_bounds = default_bounds(alt, spectra.select(0))
     null_bounds = {k: v for k, v in alt_bounds.items() if k in null.param_names}
     t0 = time.perf_counter()
@@ -91,7 +92,7 @@ def reference_fits(
     """Maximum-likelihood fits of ``[reference] alt`` to task rows ``rows``: the targets and their errors.
 
     Returns predictions and 1-sigma Hessian errors (n, k) in the task's units (``log10`` targets get
-    ``err / (x ln 10)``), the fits' success flags, and seconds per spectrum.
+    ``err / (x ln 10)``), whether each fit gave finite targets and errors, and seconds per spectrum.
     """
     from xtml.psd import PSDModel
     from xtml.reference import SpectralModel, default_bounds, fit_spectra
@@ -105,7 +106,7 @@ def reference_fits(
         raise ValueError(
             f"[reference] alt has no parameter(s) {missing} to compare with the regression targets"
         )
-    spectra = td.spectra.select(rows)
+    spectra = td.spectra.select(rows).to_norm("leahy")  # one white-noise level (~2) for every rate
     t0 = time.perf_counter()
     fit = fit_spectra(
         spectra, model, default_bounds(model, spectra.select(0)), workers=config.reference.workers
@@ -113,9 +114,14 @@ def reference_fits(
     per = (time.perf_counter() - t0) / len(rows)
     cols = [model.param_names.index(t) for t in td.names]
     value, err = fit.params[:, cols], fit.errors[:, cols]
-    if td.log_targets:
-        value, err = np.log10(value), err / (value * np.log(10.0))
-    return value, err, fit.success, per
+    # a fit counts if its targets have finite values and errors (another parameter may sit at a bound,
+    # e.g. the width of a barely resolved QPO)
+    ok = np.all(np.isfinite(value) & np.isfinite(err) & (err > 0), axis=1)
+    if td.log_targets:  # a fit at a non-positive value has no log10: it counts as failed
+        ok &= np.all(value > 0, axis=1)
+        safe = np.where(value > 0, value, 1.0)
+        value, err = np.log10(safe), err / (safe * np.log(10.0))
+    return value, err, ok, per
 
 
 def _importances(model: Any) -> tuple[list[str], NDArray[np.float64]] | None:
@@ -165,7 +171,10 @@ def evaluate_run(run_dir: str | Path, *, reopen: str | None = None) -> dict[str,
             arrays[f"proba/{name}"] = cal.transform(model.predict_proba(td.X[test]))
         else:
             arrays[f"pred/{name}"], arrays[f"std/{name}"] = predict_with_std(
-                model, td.X[test], np.asarray(extra["residual_std"])
+                model,
+                td.X[test],
+                np.asarray(extra["residual_std"]),
+                np.asarray(extra.get("spread_scale", 1.0)),
             )
         per = (time.perf_counter() - t0) / len(test)
         out["models"][name] = {

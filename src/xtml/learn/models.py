@@ -28,7 +28,8 @@ from sklearn.preprocessing import StandardScaler
 
 from xtml.learn.config import ModelSpec
 from xtml.learn.inputs import SpectralGrid
-from xtml.learn.spectral_features import LogSpectrum, SpectralFeatures
+from xtml.learn.log_spectrum import LogSpectrum
+from xtml.learn.spectral_features import SpectralFeatures
 
 __all__ = ["build_pipeline", "final_estimator", "predict_with_std", "scores_of", "tree_spread"]
 
@@ -93,14 +94,19 @@ def scores_of(model: BaseEstimator, X: NDArray[np.float64]) -> NDArray[np.float6
 
 
 def predict_with_std(
-    model: Pipeline, X: NDArray[np.float64], residual_std: NDArray[np.float64] | None = None
+    model: Pipeline,
+    X: NDArray[np.float64],
+    residual_std: NDArray[np.float64] | None = None,
+    spread_scale: NDArray[np.float64] | None = None,
 ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
     """Regression predictions and their 1-sigma uncertainties, each (n, k).
 
     * CNN: the network's own Gaussian head (heteroscedastic);
-    * random forest: the spread of the trees' predictions added in quadrature to ``residual_std``
-      (what the spread misses, measured on the validation rows: :func:`tree_spread`);
-    * others: ``residual_std``, the RMS residual measured on the validation rows (homoscedastic).
+    * random forest: the spread of the trees' predictions (:func:`tree_spread`) times ``spread_scale``
+      (fitted so that 68.3 % of the standardised validation residuals are within 1), added in quadrature
+      to ``residual_std``;
+    * others: ``residual_std``, the 68.3 % quantile of the absolute validation residuals
+      (homoscedastic).
     """
     est = final_estimator(model)
     if type(est).__name__ == "CNNRegressor":
@@ -109,7 +115,8 @@ def predict_with_std(
     mean = np.asarray(model.predict(X), dtype=np.float64).reshape(len(X), -1)
     base = np.zeros(mean.shape[1]) if residual_std is None else np.asarray(residual_std, dtype=np.float64)
     if isinstance(est, RandomForestRegressor):
-        return mean, np.sqrt(tree_spread(model, X) ** 2 + base**2)
+        scale = np.ones(mean.shape[1]) if spread_scale is None else np.asarray(spread_scale, dtype=np.float64)
+        return mean, np.sqrt((scale * tree_spread(model, X)) ** 2 + base**2)
     return mean, np.broadcast_to(base, mean.shape).copy()
 
 

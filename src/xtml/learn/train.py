@@ -35,12 +35,14 @@ from xtml.learn.config import ModelSpec, TrainConfig
 from xtml.learn.metrics import binary_metrics, multiclass_metrics, regression_metrics
 from xtml.learn.models import build_pipeline, predict_with_std, tree_spread
 from xtml.learn.persist import save_model
-from xtml.learn.protocol import cross_validate_model, split_dataset, tune
+from xtml.learn.protocol import cross_validate_model, tune
+from xtml.learn.split import split_dataset
 from xtml.learn.tasks import TaskData, load_task
 
 __all__ = ["train_run", "versions"]
 
 _OPENMP_MIN_ROWS = 20_000
+_ONE_SIGMA = 0.6827  # probability inside +-1 sigma of a Gaussian
 
 
 def versions() -> dict[str, str]:
@@ -130,12 +132,20 @@ def _train_one(
     else:
         mean, _ = predict_with_std(model, td.X[val])
         info["predict_time_per_spectrum_s"] = (time.perf_counter() - t0) / max(len(val), 1)
-        resid2 = np.mean((mean - td.y[val].reshape(len(val), -1)) ** 2, axis=0)
-        spread2 = np.mean(tree_spread(model, td.X[val]) ** 2, axis=0)
-        extra["residual_std"] = np.sqrt(np.maximum(resid2 - spread2, 0.0)).tolist()
+        # 1-sigma scales fitted on the validation rows so that 68.3 % of |residuals| fall inside (robust
+        # to the heavy tails of regression residuals, where an RMS would give intervals far too wide)
+        resid = np.abs(mean - td.y[val].reshape(len(val), -1))
+        spread = tree_spread(model, td.X[val])
+        extra["residual_std"] = np.quantile(resid, _ONE_SIGMA, axis=0).tolist()
+        extra["spread_scale"] = [1.0] * n_outputs
+        if np.all(spread > 0):  # a forest: the trees' spread, rescaled
+            extra["residual_std"] = [0.0] * n_outputs
+            extra["spread_scale"] = np.quantile(resid / spread, _ONE_SIGMA, axis=0).tolist()
         if type(model.steps[-1][1]).__name__ == "CNNRegressor":
             extra["residual_std"] = [0.0] * n_outputs  # the network predicts its own uncertainty
-        pred, std = predict_with_std(model, td.X[val], np.asarray(extra["residual_std"]))
+        pred, std = predict_with_std(
+            model, td.X[val], np.asarray(extra["residual_std"]), np.asarray(extra["spread_scale"])
+        )
         info["validation"] = validation_metrics(td, td.y[val], None, pred, std)
     files = save_model(model, out / "models" / spec.name)
     (out / "models" / spec.name / "extra.json").write_text(json.dumps(_json_ready(extra), indent=1))
