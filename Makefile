@@ -3,6 +3,9 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+# OpenMP threads (PyTorch, gradient boosting) wait passively: spinning threads on a busy 2-core machine
+# made a CNN epoch 25x slower (bench/bench_cnn.py measures it)
+export OMP_WAIT_POLICY ?= PASSIVE
 
 .PHONY: demo test test-fast bench lint format clean
 

@@ -11,6 +11,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 
+import bench_cnn
 import bench_deadtime
 import bench_fit
 import bench_memory
@@ -41,6 +42,8 @@ def main() -> None:
     results["fit"] = bench_fit.main()
     print("\n== bench_qpo ==")
     results["qpo"] = bench_qpo.main()
+    print("\n== bench_cnn ==")
+    results["cnn"] = bench_cnn.main()
     out = Path(__file__).parent / "out"
     out.mkdir(exist_ok=True)
     (out / "results.json").write_text(json.dumps(results, indent=2))
