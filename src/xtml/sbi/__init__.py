@@ -1,0 +1,1 @@
+"""Simulation-based inference: neural posterior estimation and its diagnostics."""
