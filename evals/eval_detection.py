@@ -10,7 +10,9 @@ Targets: TPR at 1 % FPR of an ML model within 2 percentage points of, or better 
 lower cost per spectrum; the table printed at the end says whether each model meets them.
 
 Environment: ``XTML_EVAL_N`` (default 100000: a test set of 20,000), ``XTML_EVAL_REF`` (reference
-spectra, default all of the test set), ``XTML_EVAL_DIR`` (work folder, default ``evals/out/detection``).
+spectra, default all of the test set: ~0.2 CPU-s each), ``XTML_EVAL_DIR`` (work folder, default
+``evals/out/detection``), ``XTML_EVAL_REUSE=1`` (keep a trained run and only evaluate again; the reopening
+of the test set is recorded in the run).
 
 Run: ``python evals/eval_detection.py``.
 """
@@ -61,13 +63,20 @@ def main() -> None:
     simulate_dataset(dataset_config(), N, data, progress=True)
     t_sim = time.perf_counter() - t0
     run = WORK / f"run_{N}"
-    if run.exists():
-        shutil.rmtree(run)
+    reuse = os.environ.get("XTML_EVAL_REUSE") == "1" and (run / "record.json").exists()
     t0 = time.perf_counter()
-    train_run(train_config(int(0.2 * N)), data, run)
+    if reuse:  # keep the trained models; the reference subset size may change (recorded as a reopening)
+        config = json.loads((run / "config.json").read_text())
+        config["reference"]["max_spectra"] = train_config(int(0.2 * N)).reference.max_spectra
+        (run / "config.json").write_text(json.dumps(config, indent=1))
+    else:
+        if run.exists():
+            shutil.rmtree(run)
+        train_run(train_config(int(0.2 * N)), data, run)
     t_train = time.perf_counter() - t0
     t0 = time.perf_counter()
-    out = evaluate_run(run)
+    reason = f"reference on {os.environ.get('XTML_EVAL_REF', 'all')} spectra" if reuse else None
+    out = evaluate_run(run, reopen=reason)
     t_eval = time.perf_counter() - t0
     rows = {r["scorer"]: r for r in out["comparison"]["rows"]}
     ref = rows[REFERENCE_NAME]

@@ -246,11 +246,19 @@ def test_config_errors_name_the_key(edit, match):
 
 
 def test_shipped_configs_load_and_round_trip():
+    from xtml.learn import TrainConfig, load_train_config
+
     configs = sorted(Path(default_config_path()).parent.glob("*.toml"))
-    assert len(configs) >= 2
-    for path in configs:
+    simulation = [p for p in configs if not p.name.startswith("train_")]
+    assert len(simulation) >= 2
+    for path in simulation:
         config = load_config(path)
         assert SimulationConfig.from_dict(config.to_dict()) == config
+    training = [p for p in configs if p.name.startswith("train_")]
+    assert len(training) == 3
+    for path in training:
+        config = load_train_config(path)
+        assert TrainConfig.from_dict(config.to_dict()) == config
     with pytest.raises(ValueError, match="does not exist"):
         load_config("nowhere.toml")
 
