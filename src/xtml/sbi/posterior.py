@@ -1,0 +1,273 @@
+"""The trained posterior of neural posterior estimation: sampling, densities and safe files.
+
+See :mod:`xtml.sbi.npe` for the method and the equation of the density. Files
+(:meth:`NeuralPosterior.save`): ``weights.safetensors`` (all members) and ``posterior.json`` (the
+configuration, standardisation, box, parameter names and the xtml version): no pickle anywhere.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any, Self
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+try:
+    import torch
+    from torch import nn
+except ImportError as exc:  # pragma: no cover - optional dependencies
+    raise ImportError(
+        'xtml.sbi needs PyTorch and zuko, optional dependencies: pip install "xtml[sbi]"'
+    ) from exc
+
+from xtml.learn._torch_train import INFERENCE_BATCH, seeded, torch_threads
+from xtml.sbi.density import NPEConfig, _check_int, build_estimator
+from xtml.sbi.transforms import BoxTransform
+from xtml.simulate.lightcurves import available_cpus
+
+__all__ = ["NeuralPosterior"]
+
+FORMAT = "xtml.sbi.NeuralPosterior"
+FORMAT_VERSION = 1
+SAMPLE_ROWS = 65_536  # samples drawn per flow call (observations x draws), bounding memory
+
+
+def _rows(name: str, value: ArrayLike, n_columns: int, what: str) -> NDArray[np.float64]:
+    """``value`` as finite float64 rows (n, n_columns); a 1-D array is one row. ValueError otherwise."""
+    arr = np.asarray(value, dtype=np.float64)
+    if arr.ndim == 1:
+        arr = arr[None, :]
+    if arr.ndim != 2:
+        raise ValueError(f"{name} must be a 1-D or 2-D array; got shape {arr.shape}")
+    if arr.shape[1] != n_columns:
+        raise ValueError(f"{name} has {arr.shape[1]} {what} per row, but {n_columns} are expected")
+    bad = ~np.all(np.isfinite(arr), axis=1)
+    if bad.any():
+        raise ValueError(
+            f"{name} contains NaN or infinite values in {int(bad.sum())} of {arr.shape[0]} rows "
+            f"(first: row {int(np.argmax(bad))})"
+        )
+    return arr
+
+
+class NeuralPosterior:
+    """A trained NPE posterior: an ensemble of conditional flows with its standardisation and prior box.
+
+    Built by :func:`train_npe` or :meth:`load`; not meant to be constructed by hand.
+
+    Attributes
+    ----------
+    config : NPEConfig
+        Architecture and schedule used in training.
+    box : BoxTransform
+        The prior box (parameter names, bounds, scales).
+    n_features : int
+        Number of features per simulation.
+    x_mean, x_std : ndarray of shape (n_features,)
+        Standardisation of the features.
+    z_mean, z_std : ndarray of shape (n_params,)
+        Standardisation of the unbounded parameters.
+    members : list of torch.nn.Module
+        The ``K`` trained networks (eval mode).
+    history : list of dict
+        Per member: ``n_epochs``, ``best_epoch``, ``best_loss`` and the per-epoch ``train_loss`` and
+        ``val_loss`` (mean negative log-likelihood of the standardised unbounded parameters, nats).
+    n_threads : int or None
+        Torch threads for sampling and evaluation (None: the CPUs available to the process).
+    """
+
+    def __init__(
+        self,
+        config: NPEConfig,
+        box: BoxTransform,
+        members: Sequence[nn.Module],
+        *,
+        x_mean: ArrayLike,
+        x_std: ArrayLike,
+        z_mean: ArrayLike,
+        z_std: ArrayLike,
+        history: Sequence[Mapping[str, Any]] = (),
+        xtml_version: str | None = None,
+    ) -> None:
+        self.config, self.box, self.members = config, box, list(members)
+        self.x_mean, self.x_std = np.asarray(x_mean, dtype=np.float64), np.asarray(x_std, dtype=np.float64)
+        self.z_mean, self.z_std = np.asarray(z_mean, dtype=np.float64), np.asarray(z_std, dtype=np.float64)
+        self.n_features = int(self.x_mean.size)
+        self.history = [dict(h) for h in history]
+        self.n_threads: int | None = None
+        if xtml_version is None:
+            from xtml import __version__ as xtml_version
+        self.xtml_version = xtml_version
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        """Parameter names, in column order."""
+        return self.box.names
+
+    def __repr__(self) -> str:
+        c = self.config
+        return (
+            f"NeuralPosterior({c.flow.upper()} x {len(self.members)}, embedding={c.embedding!r}, "
+            f"n_features={self.n_features}, names={list(self.names)})"
+        )
+
+    def _threads(self) -> int:
+        return available_cpus() if self.n_threads is None else int(self.n_threads)
+
+    def _standard_x(self, x: NDArray[np.float64]) -> torch.Tensor:
+        return torch.from_numpy(((x - self.x_mean) / self.x_std).astype(np.float32))
+
+    def _contexts(self, member: nn.Module, xs: torch.Tensor) -> torch.Tensor:
+        return torch.cat([member(xb) for xb in torch.split(xs, INFERENCE_BATCH)])
+
+    def sample(
+        self, x_obs: ArrayLike, n: int, rng: np.random.Generator | int | None = None
+    ) -> NDArray[np.float64]:
+        """Draw ``n`` posterior samples for each observation, in the original parameter space.
+
+        Parameters
+        ----------
+        x_obs : array-like of shape (n_obs, n_features) or (n_features,)
+            Observed features, computed as for the training simulations.
+        n : int
+            Samples per observation.
+        rng : numpy Generator, int or None
+            Source of randomness (the same seed gives the same samples).
+
+        Returns
+        -------
+        ndarray of shape (n_obs, n, n_params)
+            Samples, always inside the prior box; columns in ``names`` order.
+        """
+        _check_int("n", n, 1)
+        x = _rows("x_obs", x_obs, self.n_features, "features")
+        gen = np.random.default_rng(rng)
+        n_obs, k_members, d = x.shape[0], len(self.members), self.box.n_params
+        counts = gen.multinomial(n, np.full(k_members, 1.0 / k_members), size=n_obs)  # (n_obs, K)
+        seed = int(gen.integers(2**62))
+        u = np.empty((n_obs, n, d), dtype=np.float32)
+        step = max(1, SAMPLE_ROWS // n)
+        with torch_threads(self._threads()), seeded(seed), torch.inference_mode():
+            xs = self._standard_x(x)
+            for start in range(0, n_obs, step):
+                sl = slice(start, min(start + step, n_obs))
+                filled = np.zeros(sl.stop - start, dtype=np.int64)
+                for k, member in enumerate(self.members):
+                    m = int(counts[sl, k].max())
+                    if m == 0:
+                        continue
+                    draws = member.flow(self._contexts(member, xs[sl])).sample((m,)).numpy()  # (m, b, d)
+                    for i, c in enumerate(counts[sl, k]):
+                        u[start + i, filled[i] : filled[i] + c] = draws[:c, i]
+                    filled += counts[sl, k]
+        if k_members > 1:
+            u = gen.permuted(u, axis=1)
+        z = u.astype(np.float64) * self.z_std + self.z_mean
+        return self.box.to_box(z.reshape(-1, d)).reshape(n_obs, n, d)
+
+    def log_prob(self, theta: ArrayLike, x: ArrayLike) -> NDArray[np.float64]:
+        """Posterior log density :math:`\\log p(\\theta \\mid x)` in the original parameter space.
+
+        Parameters
+        ----------
+        theta : array-like of shape (n, n_params)
+            Parameter vectors (columns in ``names`` order).
+        x : array-like of shape (n, n_features) or (n_features,)
+            Features of each row, or one observation shared by all rows.
+
+        Returns
+        -------
+        ndarray of shape (n,)
+            Log density (mixture over the ensemble, with the Jacobian of the box map); ``-inf`` outside
+            the prior box.
+        """
+        t = _rows("theta", theta, self.box.n_params, "parameters")
+        xr = _rows("x", x, self.n_features, "features")
+        if xr.shape[0] not in (1, t.shape[0]):
+            raise ValueError(f"x must have 1 or {t.shape[0]} rows (one per theta); got {xr.shape[0]}")
+        inside = self.box.contains(t)
+        u = ((self.box.to_unbounded(t) - self.z_mean) / self.z_std).astype(np.float32)
+        log_q = np.empty((len(self.members), t.shape[0]))
+        with torch_threads(self._threads()), torch.inference_mode():
+            xs, ut = self._standard_x(xr), torch.from_numpy(u)
+            for k, member in enumerate(self.members):
+                member.eval()
+                parts = []
+                shared = self._contexts(member, xs) if xr.shape[0] == 1 else None
+                for start in range(0, t.shape[0], INFERENCE_BATCH):
+                    ub = ut[start : start + INFERENCE_BATCH]
+                    if shared is None:
+                        context = self._contexts(member, xs[start : start + INFERENCE_BATCH])
+                    else:
+                        context = shared.expand(ub.shape[0], -1)
+                    parts.append(member.flow(context).log_prob(ub).double())
+                log_q[k] = torch.cat(parts).numpy()
+        mixture = np.logaddexp.reduce(log_q, axis=0) - math.log(len(self.members))
+        out = mixture - np.log(self.z_std).sum() + self.box.log_det_jacobian(t)
+        return np.where(inside, out, -np.inf)
+
+    def save(self, path_dir: str | Path) -> Path:
+        """Write ``weights.safetensors`` and ``posterior.json`` to the folder ``path_dir`` (created)."""
+        from safetensors.torch import save_file
+
+        out = Path(path_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        state = {
+            f"member{k}.{name}": v.detach().contiguous().clone()
+            for k, member in enumerate(self.members)
+            for name, v in member.state_dict().items()
+        }
+        save_file(state, str(out / "weights.safetensors"))
+        info = {
+            "format": FORMAT,
+            "format_version": FORMAT_VERSION,
+            "xtml_version": self.xtml_version,
+            "names": list(self.names),
+            "config": self.config.to_dict(),
+            "box": self.box.to_config(),
+            "n_features": self.n_features,
+            "x_mean": self.x_mean.tolist(),
+            "x_std": self.x_std.tolist(),
+            "z_mean": self.z_mean.tolist(),
+            "z_std": self.z_std.tolist(),
+            "history": self.history,
+        }
+        (out / "posterior.json").write_text(json.dumps(info, indent=1))
+        return out
+
+    @classmethod
+    def load(cls, path_dir: str | Path) -> Self:
+        """Read a posterior written by :meth:`save` (safetensors + JSON; nothing is unpickled)."""
+        from safetensors.torch import load_file
+
+        d = Path(path_dir)
+        info = json.loads((d / "posterior.json").read_text())
+        if info.get("format") != FORMAT or info.get("format_version") != FORMAT_VERSION:
+            raise ValueError(
+                f"{d / 'posterior.json'} is not an xtml NeuralPosterior file "
+                f"(format {FORMAT!r}, version {FORMAT_VERSION})"
+            )
+        config = NPEConfig.from_dict(info["config"])
+        box = BoxTransform.from_config(info["box"])
+        state = load_file(str(d / "weights.safetensors"))
+        members = []
+        for k in range(config.n_ensemble):
+            member = build_estimator(config, int(info["n_features"]), box.n_params)
+            prefix = f"member{k}."
+            member.load_state_dict({n[len(prefix) :]: v for n, v in state.items() if n.startswith(prefix)})
+            members.append(member.eval())
+        return cls(
+            config,
+            box,
+            members,
+            x_mean=info["x_mean"],
+            x_std=info["x_std"],
+            z_mean=info["z_mean"],
+            z_std=info["z_std"],
+            history=info["history"],
+            xtml_version=info["xtml_version"],
+        )
