@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
+from scipy.special import expit
 
 from xtml.psd.priors import Fixed, JointPrior, LogUniform, Uniform
 
@@ -187,7 +188,7 @@ class BoxTransform:
     def to_box(self, z: ArrayLike) -> FloatArray:
         """Inverse map ``theta(z)``, shape (n, n_params), always inside the closed box."""
         u = self._rows(z)
-        s = np.exp(-np.logaddexp(0.0, -u))  # sigmoid, stable for large |z|
+        s = expit(u)  # sigmoid: exact 0 or 1 for extreme z, without floating-point warnings
         g = self._g_low + s * self._g_width
         theta = np.where(self.log, np.exp(np.where(self.log, g, 0.0)), g)
         return np.clip(theta, self.low, self.high)  # rounding of exp(log b) may step just outside
