@@ -38,7 +38,12 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
     counts = ", ".join(f"{name}: {(labels == k).sum()}" for k, name in enumerate(ds.class_names))
     splits = ", ".join(f"{s}: {ds.split_indices(s).size}" for s in ("train", "validation", "test"))
     n_obs = len(set(ds.groups.tolist()))
-    print(f"wrote {ds.n} spectra of {n_obs} simulated observations to {path}")
+    what = (
+        f"{ds.n} simulated observations"
+        if n_obs == ds.n
+        else f"{ds.n} spectra of {n_obs} simulated observations"
+    )
+    print(f"wrote {what} to {path}")
     print(f"  classes  {counts}")
     print(f"  splits   {splits}")
     print(f"  spectra  {ds.array('freq').size} frequencies, norm {ds.config.observation.norm}")
