@@ -44,6 +44,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from xtml.data.config import _check_keys
+
 __all__ = [
     "INPUT_KINDS",
     "MODEL_KINDS",
@@ -61,12 +63,6 @@ TASK_KINDS: tuple[str, ...] = ("detect", "state", "regress")
 MODEL_KINDS: tuple[str, ...] = ("logistic", "random_forest", "hist_gb", "cnn", "linear")
 INPUT_KINDS: tuple[str, ...] = ("features", "log_spectrum")
 _DEFAULT_INPUT = {kind: "features" for kind in MODEL_KINDS} | {"cnn": "log_spectrum"}
-
-
-def _check_keys(table: Mapping[str, Any], allowed: tuple[str, ...], where: str) -> None:
-    unknown = [k for k in table if k not in allowed]
-    if unknown:
-        raise ValueError(f"unknown key(s) {unknown} in [{where}]; valid keys: {', '.join(allowed)}")
 
 
 def _table(raw: Mapping[str, Any], key: str, where: str) -> Mapping[str, Any]:

@@ -28,6 +28,7 @@ from xtml.learn.metrics import binary_metrics, multiclass_metrics, regression_me
 from xtml.learn.models import final_estimator, predict_with_std
 from xtml.learn.persist import load_model
 from xtml.learn.tasks import TaskData, load_task
+from xtml.learn.train import json_ready
 
 __all__ = ["EvaluationLockError", "evaluate_run", "reference_scores"]
 
@@ -240,21 +241,9 @@ def evaluate_run(run_dir: str | Path, *, reopen: str | None = None) -> dict[str,
             arrays["reference/subset"], arrays["reference/pred"], arrays["reference/std"] = subset, value, err
     np.savez(run / "test_predictions.npz", **arrays)
     (run / "importances.json").write_text(json.dumps(importances, indent=1))
-    (run / "metrics.json").write_text(json.dumps(_jsonable(out), indent=1))
+    (run / "metrics.json").write_text(json.dumps(json_ready(out), indent=1))
     (run / "summary.txt").write_text(summary_text(out, td))
     return out
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    if isinstance(value, np.generic):
-        return value.item()
-    return value
 
 
 def summary_text(out: dict[str, Any], td: TaskData) -> str:

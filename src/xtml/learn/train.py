@@ -39,7 +39,7 @@ from xtml.learn.protocol import cross_validate_model, tune
 from xtml.learn.split import split_dataset
 from xtml.learn.tasks import TaskData, load_task
 
-__all__ = ["train_run", "versions"]
+__all__ = ["json_ready", "train_run", "versions"]
 
 _OPENMP_MIN_ROWS = 20_000
 _ONE_SIGMA = 0.6827  # probability inside +-1 sigma of a Gaussian
@@ -58,11 +58,12 @@ def versions() -> dict[str, str]:
     return out
 
 
-def _json_ready(value: Any) -> Any:
+def json_ready(value: Any) -> Any:
+    """Nested dicts/lists with numpy arrays and scalars as plain JSON values."""
     if isinstance(value, dict):
-        return {str(k): _json_ready(v) for k, v in value.items()}
+        return {str(k): json_ready(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [_json_ready(v) for v in value]
+        return [json_ready(v) for v in value]
     if isinstance(value, np.ndarray):
         return value.tolist()
     if isinstance(value, np.generic):
@@ -148,7 +149,7 @@ def _train_one(
         )
         info["validation"] = validation_metrics(td, td.y[val], None, pred, std)
     files = save_model(model, out / "models" / spec.name)
-    (out / "models" / spec.name / "extra.json").write_text(json.dumps(_json_ready(extra), indent=1))
+    (out / "models" / spec.name / "extra.json").write_text(json.dumps(json_ready(extra), indent=1))
     info["files"] = files
     return info
 
@@ -203,5 +204,5 @@ def train_run(
         cv = record["models"][spec.name].get("cv")
         if cv:
             say(f"    CV: {cv['summary']}")
-    (run / "record.json").write_text(json.dumps(_json_ready(record), indent=1))
+    (run / "record.json").write_text(json.dumps(json_ready(record), indent=1))
     return run
