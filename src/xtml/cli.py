@@ -119,6 +119,88 @@ def _cmd_fit(args: argparse.Namespace) -> int:
     return 0 if report.result.success[0] else 1
 
 
+def _cmd_sbi_train(args: argparse.Namespace) -> int:
+    from xtml.sbi.scenario import load_sbi_config
+
+    config = load_sbi_config(args.config)
+    from xtml.sbi.run import train_sbi_run
+
+    try:
+        run = train_sbi_run(
+            config,
+            args.out,
+            overwrite=args.overwrite,
+            log=None if args.no_progress else print,
+            n_threads=args.threads,
+        )
+    except KeyboardInterrupt:
+        print(
+            f"\ninterrupted: finished simulation chunks are kept in {args.out}; run the same command "
+            "again to "
+            "resume",
+            file=sys.stderr,
+        )
+        return 130
+    import json
+
+    status = json.loads((run / "calibration.json").read_text())["status"]
+    if status != "passed":
+        print(f"CALIBRATION FAILED: the posterior in {run} must not be used (see {run / 'summary.txt'})")
+        return 1
+    print(f"next: xtml sbi infer {run} OBSERVATION")
+    return 0
+
+
+def _cmd_sbi_infer(args: argparse.Namespace) -> int:
+    import json
+
+    import numpy as np
+
+    from xtml.sbi.infer import corner_plot, infer
+    from xtml.sbi.run import UncalibratedPosteriorError
+
+    try:
+        result = infer(
+            args.run,
+            args.inputs,
+            index=args.index,
+            n_samples=args.n_samples,
+            seed=args.seed,
+            allow_uncalibrated=args.allow_uncalibrated,
+        )
+    except UncalibratedPosteriorError as err:
+        raise ValueError(str(err)) from None
+    if args.samples is not None:
+        np.savez_compressed(args.samples, names=np.array(result.names), samples=result.samples)
+    if args.json:
+        print(
+            json.dumps(
+                {
+                    "source": result.source,
+                    "calibrated": result.calibrated,
+                    "notes": list(result.notes),
+                    "summary": result.summary(),
+                    "seconds": result.seconds,
+                },
+                indent=1,
+            )
+        )
+    else:
+        print(
+            f"{result.source}: {result.samples.shape[0]} posterior samples in {1e3 * result.seconds:.0f} ms"
+        )
+        for note in result.notes:
+            print(f"  ! {note}")
+        print(result.table())
+    if args.samples is not None and not args.json:
+        print(f"samples: {args.samples}")
+    if args.plot is not None:
+        path = corner_plot(result, args.plot)
+        if not args.json:
+            print(f"corner plot: {path}")
+    return 0 if result.calibrated else 1
+
+
 def _cmd_demo(args: argparse.Namespace) -> int:
     from xtml.demo import run_demo
 
@@ -236,6 +318,51 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--no-plots", action="store_true", help="skip the plots")
     evaluate.add_argument("--json", action="store_true", help="print the metrics as JSON")
     evaluate.set_defaults(func=_cmd_evaluate)
+
+    sbi = sub.add_parser(
+        "sbi",
+        help="simulation-based inference: train a calibrated neural posterior, infer with it",
+        description="Neural posterior estimation for what the likelihood cannot handle (dead time, pile-up).",
+    )
+    sbi_sub = sbi.add_subparsers(dest="sbi_command", metavar="SBI_COMMAND", required=True)
+    sbi_train = sbi_sub.add_parser(
+        "train",
+        help="simulate, train a neural posterior and check its calibration",
+        description="Simulate the scenario's training and held-out test sets (or read the datasets it "
+        "names), train the neural posterior, and check it on the test set: SBC ranks, expected coverage at "
+        "50/68/95 %, "
+        "TARP, bias and RMSE per count-rate bin. Writes the run folder; exit status 1 if calibration failed "
+        "(the posterior is kept for inspection but refused by `xtml sbi infer`). Interrupt at any time: the "
+        "same command resumes the simulations.",
+    )
+    sbi_train.add_argument(
+        "config", type=Path, help="SBI scenario, a TOML file (e.g. configs/sbi_nustar.toml)"
+    )
+    sbi_train.add_argument("--out", type=Path, required=True, help="run folder to create")
+    sbi_train.add_argument("--overwrite", action="store_true", help="delete an existing run folder first")
+    sbi_train.add_argument("--threads", type=int, default=None, help="torch threads (default: all CPUs)")
+    sbi_train.add_argument("--no-progress", action="store_true", help="do not show progress")
+    sbi_train.set_defaults(func=_cmd_sbi_train)
+    sbi_infer = sbi_sub.add_parser(
+        "infer",
+        help="posterior samples, summary table and corner plot for one observation",
+        description="Apply a trained, calibrated posterior to one observation: a row of an xtml dataset "
+        "(DIR.zarr --index I) or the FITS event files of its modules (summed on their common GTIs; the "
+        "spectrum is made on the trained grid: same bin time, segment length, number of segments and "
+        "rebinning). Exit status 1 if the posterior is uncalibrated (only with --allow-uncalibrated).",
+    )
+    sbi_infer.add_argument("run", type=Path, help="run folder written by `xtml sbi train`")
+    sbi_infer.add_argument("inputs", type=Path, nargs="+", help="a dataset (DIR.zarr) or event file(s)")
+    sbi_infer.add_argument("--index", type=int, default=0, help="datasets: the row to analyse (default 0)")
+    sbi_infer.add_argument("--n-samples", type=int, default=10_000, help="posterior samples (default 10000)")
+    sbi_infer.add_argument("--seed", type=int, default=0, help="random seed of the samples (default 0)")
+    sbi_infer.add_argument("--samples", type=Path, default=None, help="save the samples to this .npz")
+    sbi_infer.add_argument("--plot", type=Path, default=None, help="save a corner plot to this PNG")
+    sbi_infer.add_argument("--json", action="store_true", help="print the summary as JSON")
+    sbi_infer.add_argument(
+        "--allow-uncalibrated", action="store_true", help="use a posterior that failed calibration (marked)"
+    )
+    sbi_infer.set_defaults(func=_cmd_sbi_infer)
 
     demo = sub.add_parser(
         "demo",

@@ -68,6 +68,9 @@ class NPEConfig:
         Hidden layers of the MLP embedding; the CNN uses the first entry as the width of its head.
     n_channels : int, default=1
         Spectra per row for the CNN embedding.
+    n_scalars : int, default=0
+        Numbers after the spectra in each row (CNN embedding: they join the convolutional summaries
+        before the head; the MLP simply sees all features).
     n_ensemble : int, default=1
         Number ``K`` of flows trained from different initialisations; the posterior is their mixture.
     lr, weight_decay : float, default=1e-3, 0.0
@@ -90,6 +93,7 @@ class NPEConfig:
     embedding_dim: int = 32
     embedding_hidden: tuple[int, ...] = (128, 128)
     n_channels: int = 1
+    n_scalars: int = 0
     n_ensemble: int = 1
     lr: float = 1e-3
     weight_decay: float = 0.0
@@ -108,6 +112,7 @@ class NPEConfig:
             ("bins", 2),
             ("embedding_dim", 1),
             ("n_channels", 1),
+            ("n_scalars", 0),
             ("n_ensemble", 1),
             ("batch_size", 2),
             ("max_epochs", 1),
@@ -157,14 +162,20 @@ class _Estimator(nn.Module):
             )
             n_context = config.embedding_dim
         elif config.embedding == "cnn":
-            if n_features % config.n_channels:
+            n_spec = n_features - config.n_scalars
+            if n_spec < config.n_channels or n_spec % config.n_channels:
                 raise ValueError(
                     f"the CNN embedding needs the features to be {config.n_channels} spectra of equal "
-                    f"length; got {n_features} features, not a multiple of n_channels={config.n_channels}"
+                    f"length then {config.n_scalars} scalars; got {n_features} features, and "
+                    f"{n_spec} is not a multiple of n_channels={config.n_channels}"
                 )
             head = config.embedding_hidden[0] if config.embedding_hidden else 128
             self.embedding = CNNEmbedding(
-                n_features // config.n_channels, config.n_channels, config.embedding_dim, hidden=head
+                n_spec // config.n_channels,
+                config.n_channels,
+                config.embedding_dim,
+                n_scalars=config.n_scalars,
+                hidden=head,
             )
             n_context = config.embedding_dim
         else:

@@ -75,7 +75,9 @@ class CNNEmbedding(nn.Module):
 
     The input row holds ``n_channels`` spectra on the same grid, concatenated (channel 0 = log-power,
     then e.g. the cospectrum and the FAD spectrum): shape (batch, n_channels * n_freq), or already
-    (batch, n_channels, n_freq). ``n_blocks`` blocks of ``Conv1d -> GELU -> MaxPool1d`` follow (block ``i``
+    (batch, n_channels, n_freq). With ``n_scalars`` > 0 the row ends with that many per-observation
+    numbers (e.g. the log count rate), which join the flattened convolutional features before the head.
+    ``n_blocks`` blocks of ``Conv1d -> GELU -> MaxPool1d`` follow (block ``i``
     has ``channels * 2**i`` channels, same-length convolutions, pooling by ``pool_size`` while at least
     ``MIN_LENGTH`` positions remain); the last map is flattened, which keeps *where* a feature is (a QPO
     frequency is a position), and ``Linear -> GELU -> Linear`` gives the ``n_out`` summaries.
@@ -91,6 +93,8 @@ class CNNEmbedding(nn.Module):
         Number of spectra per row (1 to 3 in practice).
     n_out : int, default=32
         Size of the context vector.
+    n_scalars : int, default=0
+        Numbers appended to each row after the spectra.
     channels, kernel_size, n_blocks, pool_size, hidden : int
         Architecture, as described above (``kernel_size`` odd).
 
@@ -107,6 +111,7 @@ class CNNEmbedding(nn.Module):
         n_channels: int = 1,
         n_out: int = 32,
         *,
+        n_scalars: int = 0,
         channels: int = 8,
         kernel_size: int = 5,
         n_blocks: int = 3,
@@ -124,6 +129,8 @@ class CNNEmbedding(nn.Module):
             pool_size=pool_size,
             hidden=hidden,
         )
+        if not isinstance(n_scalars, int) or isinstance(n_scalars, bool) or n_scalars < 0:
+            raise ValueError(f"n_scalars must be an integer >= 0; got {n_scalars!r}")
         if kernel_size % 2 == 0:
             raise ValueError(f"kernel_size must be odd (same-length convolutions); got {kernel_size}")
         layers: list[nn.Module] = []
@@ -136,18 +143,28 @@ class CNNEmbedding(nn.Module):
                 length = length // pool_size
             c_in = c_out
         self.features = nn.Sequential(*layers)
-        self.head = nn.Sequential(nn.Linear(c_in * length, hidden), nn.GELU(), nn.Linear(hidden, n_out))
-        self.n_freq, self.n_channels, self.n_out = n_freq, n_channels, n_out
-        self.n_in = n_freq * n_channels
+        self.head = nn.Sequential(
+            nn.Linear(c_in * length + n_scalars, hidden), nn.GELU(), nn.Linear(hidden, n_out)
+        )
+        self.n_freq, self.n_channels, self.n_out, self.n_scalars = n_freq, n_channels, n_out, n_scalars
+        self.n_in = n_freq * n_channels + n_scalars
         self.out_length = length
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Map ``x`` (batch, n_channels * n_freq) or (batch, n_channels, n_freq) to (batch, n_out)."""
+        """Map ``x`` (batch, n_channels * n_freq + n_scalars), or (batch, n_channels, n_freq) when there
+        are no scalars, to (batch, n_out)."""
         if x.ndim == 2:
             if x.shape[1] != self.n_in:
                 raise ValueError(
-                    f"CNNEmbedding expects {self.n_channels} x {self.n_freq} = {self.n_in} features per row; "
-                    f"got {x.shape[1]}"
+                    f"CNNEmbedding expects {self.n_channels} x {self.n_freq} + {self.n_scalars} = "
+                    f"{self.n_in} "
+                    f"features per row; got {x.shape[1]}"
                 )
-            x = x.view(x.shape[0], self.n_channels, self.n_freq)
+            n_spec = self.n_in - self.n_scalars
+            scalars = x[:, n_spec:]
+            x = x[:, :n_spec].reshape(x.shape[0], self.n_channels, self.n_freq)
+            h = self.features(x).flatten(1)
+            return self.head(torch.cat([h, scalars], dim=1) if self.n_scalars else h)
+        if self.n_scalars:
+            raise ValueError("with n_scalars > 0 the input must be 2-D rows (spectra then scalars)")
         return self.head(self.features(x).flatten(1))

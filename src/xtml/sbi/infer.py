@@ -1,0 +1,256 @@
+"""``xtml sbi infer``: posterior samples, a summary table and a corner plot for one observation.
+
+The observation is a row of an xtml dataset (``DIR.zarr``, ``index``), or one or more FITS event files of
+the modules of one observation (their events are summed, on the GTIs common to all files). The spectrum
+is made exactly as in training: the trained bin time, segment length, number of segments and rebinning
+(the first ``n_segments`` segments that fit in the GTIs are used; the rest of the exposure is reported,
+not silently dropped) and checked against the trained grid (:class:`~xtml.sbi.inputs.InputSpec`).
+Event files give the total power only: a posterior trained on the cospectrum or FAD channels needs a
+dataset.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from xtml.data.config import SimulationConfig
+from xtml.sbi.inputs import InputSpec, spectrum_inputs
+from xtml.sbi.run import RunPosterior, load_run_posterior
+
+__all__ = ["Inference", "infer", "observation_inputs"]
+
+EDGE = 0.01  # a posterior median this close to a prior bound (fraction of the box) is flagged
+
+
+@dataclass(frozen=True)
+class Inference:
+    """Posterior of one observation.
+
+    Attributes
+    ----------
+    names : tuple of str
+    samples : ndarray of shape (n_samples, n_params)
+    source : str
+        What was analysed.
+    calibrated : bool
+        Whether the run's posterior passed its calibration checks.
+    notes : tuple of str
+        Warnings (unused exposure, medians at a prior bound, an uncalibrated posterior).
+    seconds : float
+        Sampling wall time.
+    """
+
+    names: tuple[str, ...]
+    samples: NDArray[np.float64]
+    source: str
+    calibrated: bool
+    notes: tuple[str, ...] = field(default_factory=tuple)
+    seconds: float = 0.0
+
+    def summary(self) -> list[dict[str, float | str]]:
+        """Per parameter: mean, std, median, central 68 % and 95 % intervals."""
+        q = np.quantile(self.samples, [0.025, 0.16, 0.5, 0.84, 0.975], axis=0)
+        return [
+            {
+                "parameter": n,
+                "mean": float(self.samples[:, k].mean()),
+                "std": float(self.samples[:, k].std(ddof=1)),
+                "median": float(q[2, k]),
+                "lo68": float(q[1, k]),
+                "hi68": float(q[3, k]),
+                "lo95": float(q[0, k]),
+                "hi95": float(q[4, k]),
+            }
+            for k, n in enumerate(self.names)
+        ]
+
+    def table(self) -> str:
+        """The summary as aligned text."""
+        lines = [f"{'parameter':<14} {'median':>10} {'68% interval':>23} {'95% interval':>23}"]
+        for r in self.summary():
+            lines.append(
+                f"{r['parameter']:<14} {r['median']:>10.4g} [{r['lo68']:>10.4g}, {r['hi68']:>10.4g}] "
+                f"[{r['lo95']:>10.4g}, {r['hi95']:>10.4g}]"
+            )
+        return "\n".join(lines)
+
+
+def _simulation(run: RunPosterior) -> SimulationConfig:
+    raw = {k: v for k, v in run.config.items() if k not in ("sbi", "npe", "validation")}
+    return SimulationConfig.from_dict(raw)
+
+
+def _common_gti(gtis: Sequence[NDArray[np.float64]]) -> NDArray[np.float64]:
+    out = np.asarray(gtis[0], dtype=np.float64)
+    for g in gtis[1:]:
+        pieces = []
+        for a0, a1 in out:
+            for b0, b1 in np.asarray(g, dtype=np.float64):
+                lo, hi = max(a0, b0), min(a1, b1)
+                if hi > lo:
+                    pieces.append((lo, hi))
+        out = np.array(pieces, dtype=np.float64).reshape(-1, 2)
+    return out
+
+
+def _first_segments(gti: NDArray[np.float64], length: float, n: int) -> tuple[NDArray[np.float64], int]:
+    starts = [a + k * length for a, b in gti for k in range(int(np.floor((b - a) / length + 1e-9)))]
+    return np.array([[s, s + length] for s in starts[:n]]).reshape(-1, 2), len(starts)
+
+
+def _events_spectrum(paths: Sequence[Path], sim: SimulationConfig) -> tuple[Any, list[str]]:
+    from xtml.timing import read_events
+    from xtml.timing.periodogram import periodogram_from_events
+
+    o = sim.observation
+    events = [read_events(p) for p in paths]
+    if len({e.mission for e in events}) > 1:
+        raise ValueError(
+            f"event files of one observation must come from one mission; got {[e.mission for e in events]}"
+        )
+    gti = _common_gti([e.gti + e.t_ref for e in events])
+    segments, available = _first_segments(gti, o.segment_length, o.n_segments)
+    names = ", ".join(str(p) for p in paths)
+    if available < o.n_segments:
+        raise ValueError(
+            f"{names}: {available} segments of {o.segment_length:g} s fit in the common GTIs (longest GTI "
+            f"{float(np.max(gti[:, 1] - gti[:, 0])) if gti.size else 0.0:.1f} s); the posterior was trained "
+            f"on exactly {o.n_segments} segments"
+        )
+    t0 = segments[0, 0]
+    times = np.sort(np.concatenate([e.times + e.t_ref for e in events])) - t0
+    ps = periodogram_from_events(
+        times, gti=segments - t0, dt=o.dt, segment_size=o.segment_length, norm=o.norm
+    )
+    notes = []
+    if available > o.n_segments:
+        notes.append(
+            f"used the first {o.n_segments} of {available} segments of {o.segment_length:g} s "
+            f"({(available - o.n_segments) * o.segment_length:.0f} s of good time not analysed)"
+        )
+    if ps.n_segments != o.n_segments:
+        raise ValueError(
+            f"{names}: only {ps.n_segments} of the {o.n_segments} segments hold events; the posterior needs "
+            f"{o.n_segments}"
+        )
+    return o.rebin(ps), notes
+
+
+def observation_inputs(
+    run: RunPosterior, sources: Sequence[str | Path], *, index: int = 0
+) -> tuple[NDArray[np.float64], str, list[str]]:
+    """Input row (1, n_features) of one observation, a description, and notes."""
+    paths = [Path(s) for s in sources]
+    if not paths:
+        raise ValueError("give a dataset (DIR.zarr) or the event files of one observation")
+    spec: InputSpec = run.inputs
+    if paths[0].is_dir():
+        if len(paths) > 1:
+            raise ValueError(f"give one dataset at a time; got {len(paths)} paths")
+        from xtml.data import open_dataset
+
+        ds = open_dataset(paths[0])
+        if not 0 <= index < ds.n:
+            raise ValueError(f"--index must be in [0, {ds.n}) for {paths[0]}; got {index}")
+        missing = [c for c in spec.channels if c not in ds.group]
+        if missing:
+            raise ValueError(f"dataset {paths[0]} has no {missing} array, which the posterior needs")
+        spectra = {c: ds.spectra(np.array([index]), array=c) for c in spec.channels}
+        return spectrum_inputs(spectra, spec, what=f"{paths[0]} row {index}"), f"{paths[0]} row {index}", []
+    other = [c for c in spec.channels if c != "power"]
+    if other:
+        raise ValueError(
+            f"this posterior also needs the channels {other}, which xtml makes only for datasets; event "
+            "files give the total power"
+        )
+    ps, notes = _events_spectrum(paths, _simulation(run))
+    what = ", ".join(str(p) for p in paths)
+    return spectrum_inputs({"power": ps}, spec, what=what), what, notes
+
+
+def infer(
+    run_dir: str | Path,
+    sources: Sequence[str | Path],
+    *,
+    index: int = 0,
+    n_samples: int = 10_000,
+    seed: int = 0,
+    allow_uncalibrated: bool = False,
+) -> Inference:
+    """Posterior samples for one observation from a trained run (see the module docstring)."""
+    run = load_run_posterior(run_dir, allow_uncalibrated=allow_uncalibrated)
+    x, what, notes = observation_inputs(run, sources, index=index)
+    post = run.posterior
+    t0 = time.perf_counter()
+    samples = post.sample(x, n_samples, rng=seed)[0]
+    seconds = time.perf_counter() - t0
+    med = np.median(samples, axis=0)
+    box = post.box
+    width = box.high - box.low
+    for k, name in enumerate(post.names):
+        if med[k] - box.low[k] < EDGE * width[k] or box.high[k] - med[k] < EDGE * width[k]:
+            notes.append(
+                f"{name}: the posterior piles up at the prior bound [{box.low[k]:g}, {box.high[k]:g}]: the "
+                "observation may lie outside the training domain"
+            )
+    if not run.passed:
+        notes.insert(
+            0, "UNCALIBRATED POSTERIOR: it failed its calibration checks; do not trust these numbers"
+        )
+    return Inference(
+        names=post.names,
+        samples=samples,
+        source=what,
+        calibrated=run.passed,
+        notes=tuple(notes),
+        seconds=seconds,
+    )
+
+
+def corner_plot(result: Inference, path: str | Path, *, truths: Sequence[float] | None = None) -> Path:
+    """Corner plot of the samples (1-D histograms on the diagonal, 2-D histograms below)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    s, names = result.samples, result.names
+    k = len(names)
+    fig, axes = plt.subplots(k, k, figsize=(1.9 * k + 1, 1.9 * k + 1), squeeze=False)
+    for i in range(k):
+        for j in range(k):
+            ax = axes[i, j]
+            if j > i:
+                ax.set_axis_off()
+                continue
+            if i == j:
+                ax.hist(s[:, i], bins=40, histtype="step", color="k")
+                ax.set_yticks([])
+                if truths is not None:
+                    ax.axvline(truths[i], color="C3")
+            else:
+                ax.hist2d(s[:, j], s[:, i], bins=40, cmap="Greys")
+                if truths is not None:
+                    ax.plot(truths[j], truths[i], "s", color="C3", ms=4)
+            if i == k - 1:
+                ax.set_xlabel(names[j], fontsize=8)
+            else:
+                ax.set_xticklabels([])
+            if j == 0 and i > 0:
+                ax.set_ylabel(names[i], fontsize=8)
+            elif j > 0:
+                ax.set_yticklabels([])
+            ax.tick_params(labelsize=6)
+    title = result.source if result.calibrated else f"{result.source} (UNCALIBRATED)"
+    fig.suptitle(title, fontsize=9)
+    out = Path(path)
+    fig.savefig(out, dpi=90, bbox_inches="tight")
+    plt.close(fig)
+    return out

@@ -1,0 +1,389 @@
+"""``xtml sbi train``: simulate (or read) a scenario's training and test sets, train a neural posterior,
+check its calibration on the held-out simulations, and write a run folder.
+
+The run folder::
+
+    RUN/
+      config.toml         the scenario file as given; config.json: resolved, every default filled in
+      train.zarr/         training simulations (unless [sbi] train_data names a dataset)
+      test.zarr/          held-out simulations (dataset seed + TEST_SEED_OFFSET)
+      posterior/          weights.safetensors + posterior.json (NeuralPosterior.save) + inputs.json
+      manifest.json       sha256 of every file of posterior/ (checked on load: a changed byte is refused)
+      calibration.json    SBC, expected coverage (50/68/95 %), TARP, accuracy per parameter and rate bin,
+                          and the verdict: "passed" or "failed" with the reasons
+      test_posteriors.npz truths, rates and posterior quantiles of every test observation
+      summary.txt         the same in words
+      record.json         versions, timings, dataset paths and sizes
+
+A posterior that fails its calibration checks is written (so it can be inspected) but marked failed:
+:func:`load_run_posterior` refuses it unless the caller explicitly accepts an uncalibrated posterior.
+Simulation is resumable (the Zarr stores commit chunk by chunk): an interrupted ``xtml sbi train`` run
+again with the same arguments continues where it stopped.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import math
+import platform
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from xtml.psd import JointPrior
+from xtml.sbi.inputs import InputSpec, dataset_inputs
+from xtml.sbi.scenario import TEST_SEED_OFFSET, SBIConfig
+
+__all__ = [
+    "QUANTILES",
+    "RATE_BINS",
+    "RunPosterior",
+    "UncalibratedPosteriorError",
+    "accuracy_table",
+    "load_run_posterior",
+    "scenario_prior",
+    "train_sbi_run",
+]
+
+QUANTILES = (0.025, 0.16, 0.25, 0.5, 0.75, 0.84, 0.975)
+RATE_BINS = 3  # count-rate bins (equal numbers of test observations) of the accuracy table
+POSTERIOR_FILES = ("weights.safetensors", "posterior.json", "inputs.json")
+
+
+class UncalibratedPosteriorError(RuntimeError):
+    """The run's posterior failed its calibration checks (see ``calibration.json``)."""
+
+
+def scenario_prior(config: SBIConfig) -> JointPrior:
+    """Joint prior of the inferred parameters: the incident-rate prior and the class's PSD prior."""
+    sim = config.simulation
+    spec = sim.classes[sim.class_names.index(config.sbi.class_name)]
+    priors = {"rate": sim.rate, **spec.prior.priors}
+    return JointPrior({name: priors[name] for name in config.sbi.parameters})
+
+
+def _rows_of_class(ds: Any, class_name: str) -> NDArray[np.int64]:
+    labels = np.asarray(ds.array("labels"))
+    return np.flatnonzero(labels == ds.class_names.index(class_name))
+
+
+def _theta(ds: Any, names: tuple[str, ...], rows: NDArray[np.int64]) -> NDArray[np.float64]:
+    params = np.asarray(ds.array("params"))[rows]
+    cols = [ds.param_names.index(n) for n in names]
+    return params[:, cols]
+
+
+def _dataset(config: SBIConfig, which: str, out: Path, log: Callable[[str], None] | None) -> Any:
+    from xtml.data import open_dataset, simulate_dataset
+
+    given = getattr(config.sbi, f"{which}_data")
+    if given is not None:
+        ds = open_dataset(given)
+        have = {k: v for k, v in ds.config.to_dict().items() if k != "dataset"}
+        want = {k: v for k, v in config.simulation.to_dict().items() if k != "dataset"}
+        if have != want:
+            raise ValueError(
+                f"[sbi] {which}_data {given}: the dataset was simulated with another configuration than the "
+                "scenario's simulation tables (compare its config with the scenario file)"
+            )
+        return ds
+    n = config.sbi.n_train if which == "train" else config.sbi.n_test
+    seed = config.simulation.dataset.seed + (0 if which == "train" else TEST_SEED_OFFSET)
+    path = out / f"{which}.zarr"
+    if log:
+        log(f"simulating {n} {which} observations into {path} (resumable)")
+    simulate_dataset(config.simulation, n, path, seed=seed, progress=log is not None)
+    return open_dataset(path)
+
+
+def _summaries(samples: NDArray[np.float64]) -> dict[str, NDArray[np.float64]]:
+    q = np.quantile(samples, QUANTILES, axis=1)  # (n_q, n_obs, p)
+    return {
+        "mean": samples.mean(axis=1),
+        "std": samples.std(axis=1, ddof=1),
+        "quantiles": np.moveaxis(q, 0, 1),
+    }
+
+
+def accuracy_table(
+    names: tuple[str, ...],
+    truths: NDArray[np.float64],
+    rates: NDArray[np.float64],
+    summary: dict[str, NDArray[np.float64]],
+    n_bins: int = RATE_BINS,
+) -> list[dict[str, Any]]:
+    """Per parameter and count-rate bin (and all rates): bias, fractional bias, RMSE of the posterior
+    mean, mean posterior std, and the coverage of the central 50/68/95 % intervals (from the quantiles)."""
+    edges = np.quantile(rates, np.linspace(0, 1, n_bins + 1))
+    bins = [("all", np.ones(rates.size, bool))]
+    for lo, hi in itertools.pairwise(edges):
+        bins.append((f"{lo:.0f}-{hi:.0f}", (rates >= lo) & (rates <= hi)))
+    q = summary["quantiles"]  # (n_obs, n_q, p)
+    iq = {0.5: (2, 4), 0.68: (1, 5), 0.95: (0, 6)}  # indices of the central intervals in QUANTILES
+    rows = []
+    for k, name in enumerate(names):
+        for label, sel in bins:
+            t, mu, sd = truths[sel, k], summary["mean"][sel, k], summary["std"][sel, k]
+            row: dict[str, Any] = {
+                "parameter": name,
+                "rate_bin": label,
+                "n": int(sel.sum()),
+                "bias": float(np.mean(mu - t)),
+                "frac_bias": float(np.mean((mu - t) / t)),
+                "rmse": float(np.sqrt(np.mean((mu - t) ** 2))),
+                "mean_std": float(np.mean(sd)),
+            }
+            for level, (a, b) in iq.items():
+                inside = (q[sel, a, k] <= t) & (t <= q[sel, b, k])
+                row[f"coverage{round(100 * level)}"] = float(np.mean(inside))
+            rows.append(row)
+    return rows
+
+
+def _format_table(rows: list[dict[str, Any]]) -> str:
+    head = f"{'parameter':<14} {'rate bin':>11} {'n':>5} {'bias':>10} {'frac':>8} {'rmse':>10} {'std':>10}"
+    head += f" {'cov50':>6} {'cov68':>6} {'cov95':>6}"
+    lines = [head]
+    for r in rows:
+        lines.append(
+            f"{r['parameter']:<14} {r['rate_bin']:>11} {r['n']:>5} {r['bias']:>10.4g} "
+            f"{r['frac_bias']:>+8.2%} "
+            f"{r['rmse']:>10.4g} {r['mean_std']:>10.4g} {r['coverage50']:>6.1%} {r['coverage68']:>6.1%} "
+            f"{r['coverage95']:>6.1%}"
+        )
+    return "\n".join(lines)
+
+
+def _sha256(path: Path) -> str:
+    from xtml.learn.persist import file_sha256
+
+    return file_sha256(path)
+
+
+def train_sbi_run(
+    config: SBIConfig,
+    out: str | Path,
+    *,
+    overwrite: bool = False,
+    log: Callable[[str], None] | None = print,
+    n_threads: int | None = None,
+) -> Path:
+    """Train and validate the scenario's neural posterior into the run folder ``out``; see the module doc.
+
+    An existing run folder is refused unless ``overwrite`` (which deletes it) or it holds only the
+    simulations of an interrupted run with the same configuration (then they are completed and reused).
+    Returns the run folder.
+    """
+    from xtml.sbi.diagnostics import check_calibration, tarp
+    from xtml.sbi.npe import train_npe
+    from xtml.sbi.transforms import BoxTransform
+
+    out = Path(out)
+    resolved = config.to_dict()
+    if out.exists():
+        if overwrite:
+            shutil.rmtree(out)
+        elif (out / "posterior").exists():
+            raise ValueError(
+                f"run folder {out} already holds a trained posterior; pass --overwrite to replace it"
+            )
+        elif (out / "config.json").exists() and json.loads((out / "config.json").read_text()) != resolved:
+            raise ValueError(f"run folder {out} was started with another configuration; use another --out")
+    out.mkdir(parents=True, exist_ok=True)
+    if config.source is not None:
+        shutil.copyfile(config.source, out / "config.toml")
+    (out / "config.json").write_text(json.dumps(resolved, indent=1))
+    t0 = time.perf_counter()
+    train_ds = _dataset(config, "train", out, log)
+    test_ds = _dataset(config, "test", out, log)
+    t_sim = time.perf_counter() - t0
+    names = config.sbi.parameters
+    spec = InputSpec.from_dataset(train_ds, config.sbi.channels, config.sbi.scalars)
+    rows_train = _rows_of_class(train_ds, config.sbi.class_name)
+    rows_test = _rows_of_class(test_ds, config.sbi.class_name)
+    theta, x = _theta(train_ds, names, rows_train), dataset_inputs(train_ds, spec, rows_train)
+    theta_test, x_test = _theta(test_ds, names, rows_test), dataset_inputs(test_ds, spec, rows_test)
+    rates_test = np.asarray(test_ds.array("params"))[rows_test, test_ds.param_names.index("rate")]
+    box = BoxTransform.from_prior(scenario_prior(config), names)
+    npe_dict = dict(config.npe)
+    for key, value in (("n_channels", len(spec.channels)), ("n_scalars", len(spec.scalars))):
+        if npe_dict.get(key, value) != value:
+            raise ValueError(f"[npe] {key} = {npe_dict[key]} contradicts the inputs ({value}); leave it out")
+        npe_dict[key] = value
+    from xtml.sbi.density import NPEConfig
+
+    npe_config = NPEConfig.from_dict(npe_dict)
+    if log:
+        log(
+            f"training {npe_config.flow.upper()} x {npe_config.n_ensemble} "
+            f"({npe_config.embedding} embedding) "
+            f"on {theta.shape[0]} simulations of {spec.n_features} inputs for {list(names)}"
+        )
+    t1 = time.perf_counter()
+    posterior = train_npe(theta, x, box, npe_config, progress=log is not None, n_threads=n_threads)
+    t_train = time.perf_counter() - t1
+    post_dir = posterior.save(out / "posterior")
+    (post_dir / "inputs.json").write_text(json.dumps(spec.to_dict()))
+
+    v = config.validation
+    rng = np.random.default_rng(v.seed)
+    if log:
+        log(f"validating on {theta_test.shape[0]} held-out simulations ({v.n_samples} draws each)")
+    t2 = time.perf_counter()
+    samples = posterior.sample(x_test, v.n_samples, rng=rng)
+    t_sample = time.perf_counter() - t2
+    lp_samples = np.stack([posterior.log_prob(s, xi) for s, xi in zip(samples, x_test, strict=True)])
+    lp_truth = posterior.log_prob(theta_test, x_test)
+    report = check_calibration(
+        samples,
+        theta_test,
+        rng=rng,
+        names=names,
+        log_prob_samples=lp_samples,
+        log_prob_truth=lp_truth,
+        coverage_tolerance=v.coverage_tolerance,
+        sbc_alpha=v.sbc_alpha,
+    )
+    tarp_result = tarp(samples, theta_test, rng=rng)
+    summary = _summaries(samples)
+    table = accuracy_table(names, theta_test, rates_test, summary)
+    levels = np.array([0.5, 0.68, 0.95])
+    marginal, joint = report.coverage.coverage_at(levels)
+    calibration = {
+        "status": "passed" if report.passed else "failed",
+        "reasons": list(report.reasons),
+        "notes": list(report.notes),
+        "thresholds": report.thresholds,
+        "n_test": int(theta_test.shape[0]),
+        "n_samples": v.n_samples,
+        "levels": levels.tolist(),
+        "coverage": {n: marginal[:, k].tolist() for k, n in enumerate(names)},
+        "coverage_joint_hpd": None if joint is None else joint.tolist(),
+        "sbc_ks_pvalue": dict(zip(names, report.sbc.ks_pvalue.tolist(), strict=True)),
+        "tarp": _tarp_dict(tarp_result),
+        "accuracy": table,
+        "seconds": {
+            "simulate": t_sim,
+            "train": t_train,
+            "sample_test": t_sample,
+            "sample_per_observation": t_sample / max(1, theta_test.shape[0]),
+        },
+    }
+    (out / "calibration.json").write_text(json.dumps(calibration, indent=1))
+    np.savez_compressed(
+        out / "test_posteriors.npz",
+        names=np.array(names),
+        truths=theta_test,
+        rates=rates_test,
+        mean=summary["mean"],
+        std=summary["std"],
+        quantiles=summary["quantiles"],
+        quantile_levels=np.array(QUANTILES),
+    )
+    manifest = {name: _sha256(post_dir / name) for name in POSTERIOR_FILES}
+    manifest_all = {"posterior": manifest, "calibration.json": _sha256(out / "calibration.json")}
+    (out / "manifest.json").write_text(json.dumps(manifest_all, indent=1))
+    text = [
+        f"SBI run {out}: {config.source or 'configuration'}",
+        f"parameters: {', '.join(names)}; inputs: channels {list(spec.channels)} on {spec.n_freq} bins, "
+        f"scalars {list(spec.scalars)}",
+        f"training: {theta.shape[0]} simulations, {t_train:.0f} s; "
+        + ", ".join(
+            f"member {k}: {h['n_epochs']} epochs (best {h['best_epoch']})"
+            for k, h in enumerate(posterior.history)
+        ),
+        str(report),
+        "",
+        _format_table(table),
+    ]
+    (out / "summary.txt").write_text("\n".join(text) + "\n")
+    from xtml.learn.train import versions
+
+    record = {
+        "kind": "sbi",
+        "versions": versions(),
+        "platform": platform.platform(),
+        "datasets": {"train": str(getattr(train_ds, "path", "")), "test": str(getattr(test_ds, "path", ""))},
+        "n_train": int(theta.shape[0]),
+        "n_test": int(theta_test.shape[0]),
+        "seconds": calibration["seconds"],
+        "calibration": calibration["status"],
+    }
+    (out / "record.json").write_text(json.dumps(record, indent=1))
+    if log:
+        log("\n".join(text[3:]))
+        log(f"wrote {out}")
+    return out
+
+
+def _tarp_dict(result: Any) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key in ("ks_pvalue", "max_distance", "atc"):
+        value = getattr(result, key, None)
+        if value is not None and np.ndim(value) == 0 and math.isfinite(float(value)):
+            out[key] = float(value)
+    return out
+
+
+@dataclass(frozen=True)
+class RunPosterior:
+    """A run's posterior with its inputs and calibration verdict (:func:`load_run_posterior`)."""
+
+    posterior: Any
+    inputs: InputSpec
+    calibration: dict[str, Any]
+    config: dict[str, Any]
+
+    @property
+    def passed(self) -> bool:
+        """Whether the posterior passed its calibration checks."""
+        return self.calibration.get("status") == "passed"
+
+
+def load_run_posterior(run: str | Path, *, allow_uncalibrated: bool = False) -> RunPosterior:
+    """Load a run's posterior after checking every file against ``manifest.json``.
+
+    Raises ``ValueError`` for a missing or modified file and :class:`UncalibratedPosteriorError` if the
+    posterior failed calibration (unless ``allow_uncalibrated``).
+    """
+    from xtml.sbi.posterior import NeuralPosterior
+
+    run = Path(run)
+    manifest_path = run / "manifest.json"
+    if not manifest_path.is_file():
+        raise ValueError(
+            f"{run} is not a finished xtml SBI run (no manifest.json): train it with `xtml sbi train`"
+        )
+    recorded = json.loads(manifest_path.read_text())
+    manifest = {f"posterior/{k}": v for k, v in recorded["posterior"].items()}
+    manifest["calibration.json"] = recorded.get("calibration.json")
+    for name in [f"posterior/{n}" for n in POSTERIOR_FILES] + ["calibration.json"]:
+        path = run / name
+        if not path.is_file():
+            raise ValueError(f"{path} is missing")
+        digest = _sha256(path)
+        if digest != manifest.get(name):
+            raise ValueError(
+                f"{path} does not match its hash in {manifest_path} (sha256 {digest[:12]}..., recorded "
+                f"{str(manifest.get(name))[:12]}...): the file was modified; refusing to load it"
+            )
+    calibration = json.loads((run / "calibration.json").read_text())
+    if calibration.get("status") != "passed" and not allow_uncalibrated:
+        reasons = "; ".join(calibration.get("reasons", [])) or "no calibration result"
+        raise UncalibratedPosteriorError(
+            f"the posterior of {run} FAILED its calibration checks ({reasons}); its answers are not "
+            "trustworthy. Pass --allow-uncalibrated to use it anyway (the output is marked)."
+        )
+    return RunPosterior(
+        posterior=NeuralPosterior.load(run / "posterior"),
+        inputs=InputSpec.from_dict(json.loads((run / "posterior" / "inputs.json").read_text())),
+        calibration=calibration,
+        config=json.loads((run / "config.json").read_text()),
+    )
