@@ -220,6 +220,7 @@ def train(
     patience: int,
     tol: float,
     generator: torch.Generator,
+    on_epoch: Callable[[int, float, float], None] | None = None,
 ) -> TrainResult:
     """Train ``module`` in place with AdamW and early stopping; leave it with its best weights.
 
@@ -247,6 +248,8 @@ def train(
         Minimal decrease of the monitored loss that counts as an improvement.
     generator : torch.Generator
         Source of the shuffling.
+    on_epoch : callable, optional
+        Called after every epoch with (epoch, training loss, monitored loss), e.g. to show progress.
 
     Returns
     -------
@@ -281,6 +284,8 @@ def train(
             history["val_loss"].append(monitored)
         else:
             monitored = history["train_loss"][-1]
+        if on_epoch is not None:
+            on_epoch(epoch, history["train_loss"][-1], monitored)
         if monitored < best - tol:
             best, best_epoch, wait = monitored, epoch, 0
             best_state = {k: v.detach().clone() for k, v in module.state_dict().items()}

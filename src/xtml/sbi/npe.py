@@ -63,6 +63,15 @@ def _nll(member: torch.nn.Module) -> Callable[[torch.Tensor, torch.Tensor], torc
     return loss
 
 
+def _epoch_log(bar: object, k: int) -> Callable[[int, float, float], None]:
+    """Progress of member ``k``: epoch and losses on the ensemble's tqdm bar."""
+
+    def show(epoch: int, train_loss: float, monitored: float) -> None:
+        bar.set_postfix_str(f"member {k}: epoch {epoch + 1}, train {train_loss:.3f}, val {monitored:.3f}")  # type: ignore[attr-defined]
+
+    return show
+
+
 def _standardisation(a: NDArray[np.float64]) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
     std = a.std(axis=0)
     return a.mean(axis=0), np.where(std > 0, std, 1.0)
@@ -175,6 +184,7 @@ def train_npe(
                 patience=config.patience,
                 tol=TOL,
                 generator=generator,
+                on_epoch=_epoch_log(ks, k) if progress else None,
             )
         members.append(member.eval())
         history.append(
