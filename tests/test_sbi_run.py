@@ -97,13 +97,22 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
-def test_shipped_scenarios_load_and_describe_what_is_inferred():
-    for name in ("sbi_nustar.toml",):
-        config = load_sbi_config(CONFIGS / name)
-        assert config.sbi.n_train >= 50_000
-        prior = scenario_prior(config)
-        assert prior.names == config.sbi.parameters
-        assert config.npe_config().n_ensemble >= 1
+@pytest.mark.parametrize("name", ["sbi_ideal", "sbi_nustar", "sbi_variable_deadtime", "sbi_pileup"])
+def test_shipped_scenarios_load_and_describe_what_is_inferred(name):
+    config = load_sbi_config(CONFIGS / f"{name}.toml")
+    assert config.sbi.n_train >= 50_000
+    assert config.sbi.n_test >= 1000
+    prior = scenario_prior(config)
+    assert prior.names == config.sbi.parameters
+    assert config.npe_config().n_ensemble >= 1
+    det = config.simulation.detector
+    expected = {
+        "sbi_ideal": det.is_ideal and "rate" not in config.sbi.parameters,
+        "sbi_nustar": det.dead_time is not None and det.dead_time.is_constant and det.n_modules == 2,
+        "sbi_variable_deadtime": det.dead_time is not None and not det.dead_time.is_constant,
+        "sbi_pileup": det.pileup is not None,
+    }
+    assert expected[name]
 
 
 @pytest.mark.parametrize(
