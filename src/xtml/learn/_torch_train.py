@@ -221,6 +221,8 @@ def train(
     tol: float,
     generator: torch.Generator,
     on_epoch: Callable[[int, float, float], None] | None = None,
+    lr_patience: int | None = None,
+    lr_factor: float = 0.5,
 ) -> TrainResult:
     """Train ``module`` in place with AdamW and early stopping; leave it with its best weights.
 
@@ -250,6 +252,12 @@ def train(
         Source of the shuffling.
     on_epoch : callable, optional
         Called after every epoch with (epoch, training loss, monitored loss), e.g. to show progress.
+    lr_patience : int or None
+        Reduce the learning rate on a plateau: after every ``lr_patience`` epochs without an improvement
+        the learning rate is multiplied by ``lr_factor`` (None: a constant learning rate). Early stopping
+        still counts ``patience`` epochs from the last improvement.
+    lr_factor : float
+        Factor of each reduction (0 < lr_factor < 1).
 
     Returns
     -------
@@ -293,6 +301,9 @@ def train(
             wait += 1
             if wait >= patience:
                 break
+            if lr_patience is not None and wait % lr_patience == 0:
+                for group in opt.param_groups:
+                    group["lr"] *= lr_factor
     if best_state is not None:
         module.load_state_dict(best_state)
     module.eval()

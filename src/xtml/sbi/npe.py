@@ -185,6 +185,7 @@ def train_npe(
                 tol=TOL,
                 generator=generator,
                 on_epoch=_epoch_log(ks, k) if progress else None,
+                lr_patience=config.lr_patience,
             )
         members.append(member.eval())
         history.append(
