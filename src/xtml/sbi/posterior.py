@@ -24,8 +24,9 @@ except ImportError as exc:  # pragma: no cover - optional dependencies
         'xtml.sbi needs PyTorch and zuko, optional dependencies: pip install "xtml[sbi]"'
     ) from exc
 
-from xtml.learn._torch_train import INFERENCE_BATCH, seeded, torch_threads
+from xtml.learn._torch_train import INFERENCE_BATCH, torch_threads
 from xtml.sbi.density import NPEConfig, _check_int, build_estimator
+from xtml.sbi.fastflow import CompiledFlow, UnsupportedFlowError, compile_flows, weights_key
 from xtml.sbi.transforms import BoxTransform
 from xtml.simulate.lightcurves import available_cpus
 
@@ -34,6 +35,7 @@ __all__ = ["NeuralPosterior"]
 FORMAT = "xtml.sbi.NeuralPosterior"
 FORMAT_VERSION = 1
 SAMPLE_ROWS = 65_536  # samples drawn per flow call (observations x draws), bounding memory
+FAST_THREADS = 1  # torch threads of the compiled sampler: its operations are too small to share (measured)
 
 
 def _rows(name: str, value: ArrayLike, n_columns: int, what: str) -> NDArray[np.float64]:
@@ -77,7 +79,14 @@ class NeuralPosterior:
         Per member: ``n_epochs``, ``best_epoch``, ``best_loss`` and the per-epoch ``train_loss`` and
         ``val_loss`` (mean negative log-likelihood of the standardised unbounded parameters, nats).
     n_threads : int or None
-        Torch threads for sampling and evaluation (None: the CPUs available to the process).
+        Torch threads for sampling and evaluation (None: the CPUs available to the process); the fast
+        sampler always runs on one thread (its operations are too small to share: 2 threads were slower
+        in ``bench/bench_npe.py``).
+    fast_sampling : bool
+        Sample through :mod:`xtml.sbi.fastflow` (default True): the members' flows are compiled once
+        (again whenever a weight changes), stacked and inverted stage by stage, several times faster than
+        zuko's ``sample``; flows it does not support fall back to zuko. The base noise is the same in
+        both cases, so the samples agree to float32 rounding.
     """
 
     def __init__(
@@ -99,6 +108,8 @@ class NeuralPosterior:
         self.n_features = int(self.x_mean.size)
         self.history = [dict(h) for h in history]
         self.n_threads: int | None = None
+        self.fast_sampling = True
+        self._compiled: tuple[tuple[int, ...], CompiledFlow | None] | None = None
         if xtml_version is None:
             from xtml import __version__ as xtml_version
         self.xtml_version = xtml_version
@@ -123,6 +134,35 @@ class NeuralPosterior:
 
     def _contexts(self, member: nn.Module, xs: torch.Tensor) -> torch.Tensor:
         return torch.cat([member(xb) for xb in torch.split(xs, INFERENCE_BATCH)])
+
+    def _compiled_members(self) -> CompiledFlow | None:
+        """All members' flows compiled and stacked (cached while no weight changes), or None."""
+        if not self.fast_sampling:
+            return None
+        key = tuple(v for member in self.members for v in (id(member), *weights_key(member.flow)))
+        if self._compiled is None or self._compiled[0] != key:
+            try:
+                compiled = compile_flows([member.flow for member in self.members])
+            except UnsupportedFlowError:
+                compiled = None
+            self._compiled = (key, compiled)
+        return self._compiled[1]
+
+    def _draw_fast(
+        self, compiled: CompiledFlow, contexts: list[torch.Tensor], ms: list[int], gen: torch.Generator
+    ) -> torch.Tensor:
+        """Draws (K, m, b, d) of all members at once, ``m = max(ms)``: member ``k`` fills its first
+        ``ms[k]`` draws for each of the ``b`` contexts (b, C) with the noise zuko would use."""
+        k_members, b, d = len(contexts), contexts[0].shape[0], self.box.n_params
+        m = max(ms)
+        eps = torch.zeros((k_members, m * b, d), dtype=compiled.loc.dtype)
+        for k, mk in enumerate(ms):  # zuko's order: member by member, (m_k, b, d) each
+            if mk:
+                eps[k, : mk * b] = torch.randn((mk * b, d), generator=gen, dtype=eps.dtype)
+        z = eps * compiled.scale[:, None, :] + compiled.loc[:, None, :]
+        context = torch.stack(contexts)  # (K, b, C); row i * b + j of the draws has context j
+        shared = context if b == 1 else context.repeat(1, m, 1)
+        return compiled.inverse(z, shared).view(k_members, m, b, d)
 
     def sample(
         self, x_obs: ArrayLike, n: int, rng: np.random.Generator | int | None = None
@@ -151,18 +191,31 @@ class NeuralPosterior:
         seed = int(gen.integers(2**62))
         u = np.empty((n_obs, n, d), dtype=np.float32)
         step = max(1, SAMPLE_ROWS // n)
-        with torch_threads(self._threads()), seeded(seed), torch.inference_mode():
+        noise = torch.Generator().manual_seed(seed)  # the stream zuko draws from under manual_seed(seed)
+        compiled = self._compiled_members()
+        threads = self._threads() if compiled is None else FAST_THREADS
+        with torch_threads(threads), torch.inference_mode():
             xs = self._standard_x(x)
             for start in range(0, n_obs, step):
                 sl = slice(start, min(start + step, n_obs))
+                ms = [int(counts[sl, k].max()) for k in range(k_members)]
+                contexts = [self._contexts(member, xs[sl]) for member in self.members]
+                if compiled is not None:
+                    draws = self._draw_fast(compiled, contexts, ms, noise).numpy()  # (K, m, b, d)
+                else:
+                    with torch.random.fork_rng(devices=[]):
+                        torch.default_generator.set_state(noise.get_state())
+                        draws = [
+                            member.flow(c).sample((mk,)).numpy() if mk else None
+                            for member, c, mk in zip(self.members, contexts, ms, strict=True)
+                        ]
+                        noise.set_state(torch.default_generator.get_state())
                 filled = np.zeros(sl.stop - start, dtype=np.int64)
-                for k, member in enumerate(self.members):
-                    m = int(counts[sl, k].max())
-                    if m == 0:
+                for k in range(k_members):
+                    if ms[k] == 0:
                         continue
-                    draws = member.flow(self._contexts(member, xs[sl])).sample((m,)).numpy()  # (m, b, d)
                     for i, c in enumerate(counts[sl, k]):
-                        u[start + i, filled[i] : filled[i] + c] = draws[:c, i]
+                        u[start + i, filled[i] : filled[i] + c] = draws[k][:c, i]
                     filled += counts[sl, k]
         if k_members > 1:
             u = gen.permuted(u, axis=1)
