@@ -249,7 +249,7 @@ def test_shipped_configs_load_and_round_trip():
     from xtml.learn import TrainConfig, load_train_config
 
     configs = sorted(Path(default_config_path()).parent.glob("*.toml"))
-    simulation = [p for p in configs if not p.name.startswith("train_")]
+    simulation = [p for p in configs if not p.name.startswith(("train_", "sbi_"))]
     assert len(simulation) >= 2
     for path in simulation:
         config = load_config(path)
@@ -259,6 +259,18 @@ def test_shipped_configs_load_and_round_trip():
     for path in training:
         config = load_train_config(path)
         assert TrainConfig.from_dict(config.to_dict()) == config
+    scenarios = [p for p in configs if p.name.startswith("sbi_")]
+    assert len(scenarios) == 4
+    for path in scenarios:  # SBI scenarios: a simulation configuration plus [sbi], [npe], [validation]
+        pytest.importorskip("torch")
+        from xtml.sbi.scenario import SBIConfig, load_sbi_config
+
+        config = load_sbi_config(path)
+        again = SBIConfig.from_dict(config.to_dict())
+        assert again.simulation == config.simulation
+        assert again.sbi == config.sbi
+        with pytest.raises(ValueError, match="unknown key"):
+            load_config(path)  # not a plain simulation configuration
     with pytest.raises(ValueError, match="does not exist"):
         load_config("nowhere.toml")
 
