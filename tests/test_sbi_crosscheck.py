@@ -156,9 +156,11 @@ def sbi_samples(simulations, x_obs, tmp_path_factory):
         from torch.utils.tensorboard import SummaryWriter  # sbi's default writes ./sbi-logs
 
         writer = SummaryWriter(log_dir=str(tmp_path_factory.mktemp("sbi-logs")))
-        inference = sbi_inference.NPE(
-            prior=prior, density_estimator="nsf", show_progress_bars=False, summary_writer=writer
-        )
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", "summary_writer is deprecated", FutureWarning)
+            inference = sbi_inference.NPE(
+                prior=prior, density_estimator="nsf", show_progress_bars=False, summary_writer=writer
+            )
         inference.append_simulations(theta, x)
         with warnings.catch_warnings():
             # the epoch cap is deliberate (run time); sbi warns when it stops training short of convergence
