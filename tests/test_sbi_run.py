@@ -156,6 +156,7 @@ def test_run_folder_holds_the_posterior_its_checks_and_their_hashes(run):
     assert all(0 <= p <= 1 for p in cal["sbc_ks_pvalue"].values())
     rows = [r for r in cal["accuracy"] if r["rate_bin"] == "all"]
     assert len(rows) == 4
+    assert len(cal["accuracy"]) == 4 * 4  # all rates + 3 rate bins, per parameter
     # rate is well measured (the detected rate is an input): the posterior must beat the prior width
     rate = next(r for r in rows if r["parameter"] == "rate")
     assert rate["rmse"] < 0.5 * (1000 - 200) / np.sqrt(12)
@@ -172,23 +173,17 @@ def test_accuracy_table_measures_bias_and_coverage_of_known_posteriors():
     sigma = 0.05
     # a calibrated Gaussian posterior centred on a noisy estimate, and one shifted by +1 sigma
     centre = truths + sigma * rng.normal(size=(n, 1))
-    draws = centre[:, None, :] + sigma * rng.normal(size=(n, 2000, 1))
-    from xtml.sbi.run import QUANTILES
-
-    def summary(s):
-        return {
-            "mean": s.mean(axis=1),
-            "std": s.std(axis=1),
-            "quantiles": np.moveaxis(np.quantile(s, QUANTILES, axis=1), 0, 1),
-        }
-
-    good = accuracy_table(("a",), truths, rates, summary(draws))[0]
-    assert abs(good["coverage68"] - 0.68) < 0.03
-    assert abs(good["coverage95"] - 0.95) < 0.015
-    assert abs(good["bias"]) < 3 * sigma / np.sqrt(n) * 2
-    bad = accuracy_table(("a",), truths, rates, summary(draws + sigma))[0]
-    assert abs(bad["bias"] - sigma) < 0.01
-    assert bad["coverage68"] < 0.5
+    draws = centre[:, None, :] + sigma * rng.normal(size=(n, 1000, 1))
+    rows = accuracy_table(("a",), truths, rates, draws)
+    assert len(rows) == 4  # three bins of equal numbers, and all rates
+    (good,) = [r for r in rows if r.rate_bin is None]
+    assert sum(r.n for r in rows if r.rate_bin is not None) == n
+    assert abs(good.coverage68 - 0.68) < 0.03
+    assert abs(good.coverage95 - 0.95) < 0.015
+    assert abs(good.bias) < 3 * sigma * np.sqrt(2 / n)
+    (bad,) = [r for r in accuracy_table(("a",), truths, rates, draws + sigma) if r.rate_bin is None]
+    assert abs(bad.bias - sigma) < 0.01
+    assert bad.coverage68 < 0.5
 
 
 def test_infer_on_a_dataset_row_and_refusals(run, tmp_path):

@@ -23,7 +23,6 @@ again with the same arguments continues where it stopped.
 
 from __future__ import annotations
 
-import itertools
 import json
 import math
 import platform
@@ -116,49 +115,17 @@ def accuracy_table(
     names: tuple[str, ...],
     truths: NDArray[np.float64],
     rates: NDArray[np.float64],
-    summary: dict[str, NDArray[np.float64]],
+    samples: NDArray[np.float64],
     n_bins: int = RATE_BINS,
-) -> list[dict[str, Any]]:
-    """Per parameter and count-rate bin (and all rates): bias, fractional bias, RMSE of the posterior
-    mean, mean posterior std, and the coverage of the central 50/68/95 % intervals (from the quantiles)."""
+) -> list[Any]:
+    """Bias, fractional bias, RMSE of the posterior mean, 68/95 % coverage and width per parameter, for
+    all rates and in ``n_bins`` count-rate bins of equal numbers of observations: the rows of
+    :func:`xtml.sbi.classical.comparison_table` for the method "sbi"."""
+    from xtml.sbi.classical import Estimates, comparison_table
+
     edges = np.quantile(rates, np.linspace(0, 1, n_bins + 1))
-    bins = [("all", np.ones(rates.size, bool))]
-    for lo, hi in itertools.pairwise(edges):
-        bins.append((f"{lo:.0f}-{hi:.0f}", (rates >= lo) & (rates <= hi)))
-    q = summary["quantiles"]  # (n_obs, n_q, p)
-    iq = {0.5: (2, 4), 0.68: (1, 5), 0.95: (0, 6)}  # indices of the central intervals in QUANTILES
-    rows = []
-    for k, name in enumerate(names):
-        for label, sel in bins:
-            t, mu, sd = truths[sel, k], summary["mean"][sel, k], summary["std"][sel, k]
-            row: dict[str, Any] = {
-                "parameter": name,
-                "rate_bin": label,
-                "n": int(sel.sum()),
-                "bias": float(np.mean(mu - t)),
-                "frac_bias": float(np.mean((mu - t) / t)),
-                "rmse": float(np.sqrt(np.mean((mu - t) ** 2))),
-                "mean_std": float(np.mean(sd)),
-            }
-            for level, (a, b) in iq.items():
-                inside = (q[sel, a, k] <= t) & (t <= q[sel, b, k])
-                row[f"coverage{round(100 * level)}"] = float(np.mean(inside))
-            rows.append(row)
-    return rows
-
-
-def _format_table(rows: list[dict[str, Any]]) -> str:
-    head = f"{'parameter':<14} {'rate bin':>11} {'n':>5} {'bias':>10} {'frac':>8} {'rmse':>10} {'std':>10}"
-    head += f" {'cov50':>6} {'cov68':>6} {'cov95':>6}"
-    lines = [head]
-    for r in rows:
-        lines.append(
-            f"{r['parameter']:<14} {r['rate_bin']:>11} {r['n']:>5} {r['bias']:>10.4g} "
-            f"{r['frac_bias']:>+8.2%} "
-            f"{r['rmse']:>10.4g} {r['mean_std']:>10.4g} {r['coverage50']:>6.1%} {r['coverage68']:>6.1%} "
-            f"{r['coverage95']:>6.1%}"
-        )
-    return "\n".join(lines)
+    estimates = Estimates.from_samples("sbi", names, samples)
+    return comparison_table(truths, rates, [estimates], names, rate_bins=edges)
 
 
 def _sha256(path: Path) -> str:
@@ -181,6 +148,7 @@ def train_sbi_run(
     simulations of an interrupted run with the same configuration (then they are completed and reused).
     Returns the run folder.
     """
+    from xtml.sbi.classical import to_markdown
     from xtml.sbi.diagnostics import check_calibration, tarp
     from xtml.sbi.npe import train_npe
     from xtml.sbi.transforms import BoxTransform
@@ -253,7 +221,7 @@ def train_sbi_run(
     )
     tarp_result = tarp(samples, theta_test, rng=rng)
     summary = _summaries(samples)
-    table = accuracy_table(names, theta_test, rates_test, summary)
+    table = accuracy_table(names, theta_test, rates_test, samples)
     levels = np.array([0.5, 0.68, 0.95])
     marginal, joint = report.coverage.coverage_at(levels)
     calibration = {
@@ -268,7 +236,7 @@ def train_sbi_run(
         "coverage_joint_hpd": None if joint is None else joint.tolist(),
         "sbc_ks_pvalue": dict(zip(names, report.sbc.ks_pvalue.tolist(), strict=True)),
         "tarp": _tarp_dict(tarp_result),
-        "accuracy": table,
+        "accuracy": [row.to_dict() for row in table],
         "seconds": {
             "simulate": t_sim,
             "train": t_train,
@@ -301,7 +269,7 @@ def train_sbi_run(
         ),
         str(report),
         "",
-        _format_table(table),
+        to_markdown(table),
     ]
     (out / "summary.txt").write_text("\n".join(text) + "\n")
     from xtml.learn.train import versions
