@@ -106,18 +106,23 @@ class InputSpec:
 
     def check_grid(self, ps: PowerSpectrum, what: str) -> None:
         """``ValueError`` naming the difference if ``ps`` is not on this grid."""
-        if ps.norm != self.norm:
+        self.check_arrays(ps.freq, ps.m, ps.norm, what)
+
+    def check_arrays(self, freq: NDArray[Any], m: NDArray[Any], norm: str, what: str) -> None:
+        """:meth:`check_grid` for bare arrays: bin centres ``freq``, powers per bin ``m``, ``norm``."""
+        freq = np.asarray(freq, dtype=np.float64)
+        if norm != self.norm:
             raise ValueError(
-                f"{what}: normalisation {ps.norm!r}, but the posterior was trained on {self.norm!r}"
+                f"{what}: normalisation {norm!r}, but the posterior was trained on {self.norm!r}"
             )
-        if ps.freq.size != self.n_freq or not np.allclose(ps.freq, self.freq, rtol=FREQ_RTOL, atol=0):
+        if freq.size != self.n_freq or not np.allclose(freq, self.freq, rtol=FREQ_RTOL, atol=0):
             raise ValueError(
-                f"{what}: frequency grid of {ps.freq.size} bins ({ps.freq[0]:.4g}-{ps.freq[-1]:.4g} Hz) "
+                f"{what}: frequency grid of {freq.size} bins ({freq[0]:.4g}-{freq[-1]:.4g} Hz) "
                 "differs "
                 f"from the training grid of {self.n_freq} bins ({self.freq[0]:.4g}-{self.freq[-1]:.4g} Hz, "
                 f"segments of {self.segment_length:g} s): use the same dt, segment length and rebinning"
             )
-        m = np.broadcast_to(np.asarray(ps.m, dtype=np.float64), ps.freq.shape)
+        m = np.broadcast_to(np.asarray(m, dtype=np.float64), freq.shape)
         if not np.allclose(m, self.m, rtol=1e-9):
             ratio = float(np.median(m / self.m))
             raise ValueError(
@@ -166,26 +171,20 @@ def _assemble(
 def dataset_inputs(ds: Any, spec: InputSpec, indices: NDArray[np.int64] | None = None) -> NDArray[np.float64]:
     """Input rows (n, ``spec.n_features``) of dataset rows ``indices`` (default: all), read in chunks."""
     have = InputSpec.from_dataset(ds, spec.channels, spec.scalars)
-    if have.n_freq != spec.n_freq or not np.allclose(have.freq, spec.freq, rtol=FREQ_RTOL):
-        raise ValueError(
-            f"dataset {getattr(ds, 'path', '')}: frequency grid of {have.n_freq} bins differs from the "
-            f"posterior's {spec.n_freq} bins"
-        )
-    if not np.allclose(have.m, spec.m, rtol=1e-9):
-        raise ValueError(
-            f"dataset {getattr(ds, 'path', '')}: averaged powers per bin (m[0] = {have.m[0]:g}) differ "
-            "from the "
-            f"posterior's (m[0] = {spec.m[0]:g}): a different number of segments"
-        )
+    spec.check_arrays(have.freq, have.m, have.norm, f"dataset {getattr(ds, 'path', '')}")
     idx = np.arange(ds.n) if indices is None else np.asarray(indices, dtype=np.int64)
     out = np.empty((idx.size, spec.n_features))
-    arrays = {c: ds.array(c) for c in spec.channels}
-    rate = ds.array("mean_rate")
+    missing = [c for c in spec.channels if c not in ds.group]
+    if missing:
+        raise ValueError(
+            f"dataset {getattr(ds, 'path', '')} has no {missing} array, which the posterior needs"
+        )
     for start in range(0, idx.size, CHUNK):
         sl = idx[start : start + CHUNK]
         what = f"dataset rows {int(sl[0])}..{int(sl[-1])}"
+        channels = {c: np.asarray(ds.group[c].oindex[sl]) for c in spec.channels}
         out[start : start + sl.size] = _assemble(
-            spec, {c: np.asarray(a[sl]) for c, a in arrays.items()}, np.asarray(rate[sl]), what
+            spec, channels, np.asarray(ds.group["mean_rate"].oindex[sl]), what
         )
     return out
 
