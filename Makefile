@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 # made a CNN epoch 25x slower (bench/bench_cnn.py measures it)
 export OMP_WAIT_POLICY ?= PASSIVE
 
-.PHONY: demo test test-fast bench lint format clean
+.PHONY: demo test test-fast browser bench lint format clean
 
 # torch first, pinned, so pip takes the local CPU wheel instead of a multi-GB CUDA build
 $(STAMP): pyproject.toml
@@ -20,11 +20,20 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(VENV)/bin/xtml demo --out runs/demo
 
-test: $(STAMP)
-	$(PY) -m pytest -q
+test: $(STAMP) browser
+	XTML_REQUIRE_BROWSER=1 $(PY) -m pytest -q
 
 test-fast: $(STAMP)
 	$(PY) -m pytest -q -m "not slow"
+
+# tests/test_report_browser.py opens the HTML report in Debian's headless Chromium; installed once, as root or
+# through sudo (the paths are the ones tests/browser.py starts)
+browser:
+	@test -x /usr/bin/chromium && test -x /usr/bin/chromedriver || { \
+	  echo "installing chromium and chromium-driver (apt-get)"; \
+	  SUDO=$$([ "$$(id -u)" -eq 0 ] || command -v sudo); \
+	  $$SUDO apt-get update -qq && \
+	  $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null; }
 
 bench: $(STAMP)
 	$(PY) bench/run_all.py

@@ -16,6 +16,7 @@ import bench_deadtime
 import bench_fit
 import bench_memory
 import bench_qpo
+import bench_report
 import bench_simulate
 import bench_zhang
 
@@ -44,6 +45,8 @@ def main() -> None:
     results["qpo"] = bench_qpo.main()
     print("\n== bench_cnn ==")
     results["cnn"] = bench_cnn.main()
+    print("\n== bench_report ==")
+    results["report"] = bench_report.main()
     out = Path(__file__).parent / "out"
     out.mkdir(exist_ok=True)
     (out / "results.json").write_text(json.dumps(results, indent=2))

@@ -25,7 +25,8 @@ For each scenario (``configs/sbi_<scenario>.toml``) the script
 
 Results: ``evals/out/sbi_<scenario>/eval.json`` and ``eval.md`` (the tables recorded in BENCHMARKS.md).
 Environment: ``XTML_EVAL_NTRAIN`` overrides ``n_train`` (a smaller, faster check; the output folder gets
-the size as a suffix), ``XTML_EVAL_DIR`` the output root.
+the size as a suffix), ``XTML_EVAL_DIR`` the output root, ``XTML_EVAL_THREADS`` the torch threads of the
+training (default: all CPUs; 1 when two evaluations share the machine).
 """
 
 from __future__ import annotations
@@ -48,6 +49,7 @@ OUT_ROOT = Path(os.environ.get("XTML_EVAL_DIR", ROOT / "evals" / "out"))
 N_CLASSICAL = int(os.environ.get("XTML_EVAL_CLASSICAL", "200"))
 N_MCMC = int(os.environ.get("XTML_EVAL_MCMC", "50"))
 N_C2ST = int(os.environ.get("XTML_EVAL_C2ST", "50"))
+THREADS = int(os.environ["XTML_EVAL_THREADS"]) if "XTML_EVAL_THREADS" in os.environ else None
 N_SPEED = 10_000
 LEVELS = (0.5, 0.68, 0.95)
 
@@ -73,7 +75,7 @@ def _train(cfg: SBIConfig, out: Path) -> None:
     if (out / "manifest.json").is_file():
         print(f"reusing the trained run in {out}")
         return
-    train_sbi_run(cfg, out, log=print)
+    train_sbi_run(cfg, out, log=print, n_threads=THREADS)
 
 
 def calibration_section(out: Path) -> dict:

@@ -315,3 +315,40 @@ def test_mixture_sampling_draws_half_from_each_of_two_members(data, x_test):
     assert min_p(mixture) > 1e-3
     for single in (informed, blind):  # the test has power: either member alone is told apart
         assert min_p(single.sample(x_test[1], 4000, rng=6)[0]) < 1e-3
+
+
+def test_one_cycle_schedule_runs_its_budget_and_learns(data, x_test):
+    """The one-cycle schedule trains exactly max_epochs (no plateau to stop on) and ends near the exact
+    posterior; it cannot be combined with the plateau schedule."""
+    theta, x = data
+    config = NPEConfig(
+        embedding_dim=16, embedding_hidden=(64, 64), schedule="one_cycle", max_epochs=15, patience=15, lr=3e-3
+    )
+    post = train_npe(theta, x, BOX, config, n_threads=1)
+    hist = post.history[0]
+    assert hist["n_epochs"] == 15
+    assert hist["val_loss"][-1] < hist["val_loss"][0] - 0.5
+    exact = _exact_samples(x_test[0], 2000, np.random.default_rng(3))
+    assert _c2st(post.sample(x_test[:1], 2000, rng=1)[0], exact) < 0.65
+    with pytest.raises(ValueError, match="schedule must be one of"):
+        NPEConfig(schedule="cosine")
+    from xtml.learn._torch_train import train
+
+    with pytest.raises(ValueError, match="one_cycle and lr_patience"):
+        train(
+            torch.nn.Linear(2, 1),
+            torch.nn.functional.mse_loss,
+            np.zeros((4, 2), np.float32),
+            np.zeros((4, 1), np.float32),
+            None,
+            None,
+            lr=1e-3,
+            weight_decay=0.0,
+            batch_size=2,
+            max_epochs=1,
+            patience=1,
+            tol=0.0,
+            generator=torch.Generator(),
+            lr_patience=2,
+            one_cycle=True,
+        )

@@ -58,6 +58,12 @@ def _cmd_train(args: argparse.Namespace) -> int:
     run = train_run(
         config, args.data, args.out, overwrite=args.overwrite, log=None if args.no_progress else print
     )
+    from xtml.critique.run_scope import fit_run_scope
+
+    scope = fit_run_scope(run)
+    print(
+        f"scope gate: flags {100 * scope['flag_rate']:.1f}% of the {scope['n_held_out']} validation spectra"
+    )
     print(f"trained {len(config.models)} model(s) into {run}; next: xtml evaluate {run}")
     return 0
 
@@ -143,6 +149,14 @@ def _cmd_sbi_train(args: argparse.Namespace) -> int:
         return 130
     import json
 
+    from xtml.critique.run_scope import fit_run_scope
+
+    scope = fit_run_scope(run)
+    if not args.no_progress:
+        print(
+            f"scope gate: {scope['n_components']} principal components; flags "
+            f"{100 * scope['flag_rate']:.1f}% of the {scope['n_held_out']} held-out test observations"
+        )
     status = json.loads((run / "calibration.json").read_text())["status"]
     if status != "passed":
         print(f"CALIBRATION FAILED: the posterior in {run} must not be used (see {run / 'summary.txt'})")
@@ -156,6 +170,7 @@ def _cmd_sbi_infer(args: argparse.Namespace) -> int:
 
     import numpy as np
 
+    from xtml.critique.run_scope import scope_of_inference
     from xtml.sbi.infer import corner_plot, infer
     from xtml.sbi.run import UncalibratedPosteriorError
 
@@ -170,6 +185,8 @@ def _cmd_sbi_infer(args: argparse.Namespace) -> int:
         )
     except UncalibratedPosteriorError as err:
         raise ValueError(str(err)) from None
+    scope = scope_of_inference(args.run, result)
+    in_scope = scope is None or bool(scope.in_scope[0])
     if args.samples is not None:
         np.savez_compressed(args.samples, names=np.array(result.names), samples=result.samples)
     if args.json:
@@ -178,6 +195,7 @@ def _cmd_sbi_infer(args: argparse.Namespace) -> int:
                 {
                     "source": result.source,
                     "calibrated": result.calibrated,
+                    "scope": None if scope is None else scope.rows()[0],
                     "notes": list(result.notes),
                     "summary": result.summary(),
                     "seconds": result.seconds,
@@ -189,6 +207,16 @@ def _cmd_sbi_infer(args: argparse.Namespace) -> int:
         print(
             f"{result.source}: {result.samples.shape[0]} posterior samples in {1e3 * result.seconds:.0f} ms"
         )
+        if scope is None:
+            print("  ! no scope gate in this run (trained before xtml had one): scope not checked")
+        elif not in_scope:
+            print(
+                "  !!! OUT OF SCOPE: this observation is unlike the training data; do not trust the posterior"
+            )
+            for why in scope.reasons[0]:
+                print(f"  !!!   {why}")
+        else:
+            print(f"  in scope (scope p = {scope.p_value[0]:.2g})")
         for note in result.notes:
             print(f"  ! {note}")
         print(result.table())
@@ -198,7 +226,20 @@ def _cmd_sbi_infer(args: argparse.Namespace) -> int:
         path = corner_plot(result, args.plot)
         if not args.json:
             print(f"corner plot: {path}")
-    return 0 if result.calibrated else 1
+    return 0 if result.calibrated and in_scope else 1
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from xtml.report.run_report import build_report
+
+    result = build_report(args.run, max_points=args.max_points, seed=args.seed)
+    failed = [text for kind, text in result.lessons if kind == "failed"]
+    print(f"report: {result.html} ({result.size / 1e6:.2f} MB, {result.seconds:.1f} s)")
+    print(f"model card: {result.model_card}")
+    print(f"lessons: {len(result.lessons)} findings, {len(failed)} where the ML or a check failed")
+    for text in failed[:5]:
+        print(f"  ! {text}")
+    return 0
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
@@ -349,7 +390,10 @@ def build_parser() -> argparse.ArgumentParser:
         description="Apply a trained, calibrated posterior to one observation: a row of an xtml dataset "
         "(DIR.zarr --index I) or the FITS event files of its modules (summed on their common GTIs; the "
         "spectrum is made on the trained grid: same bin time, segment length, number of segments and "
-        "rebinning). Exit status 1 if the posterior is uncalibrated (only with --allow-uncalibrated).",
+        "rebinning). The run's scope gate checks that the observation resembles the training data and says "
+        "so "
+        "loudly when it does not. Exit status 1 if the posterior is uncalibrated (only with "
+        "--allow-uncalibrated) or the observation is out of scope.",
     )
     sbi_infer.add_argument("run", type=Path, help="run folder written by `xtml sbi train`")
     sbi_infer.add_argument("inputs", type=Path, nargs="+", help="a dataset (DIR.zarr) or event file(s)")
@@ -363,6 +407,24 @@ def build_parser() -> argparse.ArgumentParser:
         "--allow-uncalibrated", action="store_true", help="use a posterior that failed calibration (marked)"
     )
     sbi_infer.set_defaults(func=_cmd_sbi_infer)
+
+    report = sub.add_parser(
+        "report",
+        help="write report.html and model_card.md for a run",
+        description="One self-contained HTML report of a training run (after `xtml evaluate`) or an SBI run: "
+        "what was asked, data and provenance, the reference against the ML, diagnostics, scope, performance "
+        "maps, a model card and the lessons learned (where the ML lost to the reference or failed a check), "
+        "generated from the results. Also writes model_card.md.",
+    )
+    report.add_argument("run", type=Path, help="run folder (xtml train + evaluate, or xtml sbi train)")
+    report.add_argument(
+        "--max-points",
+        type=int,
+        default=2000,
+        help="test rows in the embeddings and outlier search (default 2000)",
+    )
+    report.add_argument("--seed", type=int, default=0, help="seed of the row subset and t-SNE (default 0)")
+    report.set_defaults(func=_cmd_report)
 
     demo = sub.add_parser(
         "demo",

@@ -223,6 +223,7 @@ def train(
     on_epoch: Callable[[int, float, float], None] | None = None,
     lr_patience: int | None = None,
     lr_factor: float = 0.5,
+    one_cycle: bool = False,
 ) -> TrainResult:
     """Train ``module`` in place with AdamW and early stopping; leave it with its best weights.
 
@@ -258,6 +259,12 @@ def train(
         still counts ``patience`` epochs from the last improvement.
     lr_factor : float
         Factor of each reduction (0 < lr_factor < 1).
+    one_cycle : bool
+        Follow the one-cycle schedule instead (Smith & Topin 2019,
+        :class:`torch.optim.lr_scheduler.OneCycleLR`):
+        the learning rate warms up to ``lr`` over the first 10 % of ``max_epochs`` and anneals to zero
+        at the last batch of the last epoch, stepped every batch. Training then takes a known budget of
+        ``max_epochs`` epochs (early stopping still applies); ``lr_patience`` must be None.
 
     Returns
     -------
@@ -272,6 +279,13 @@ def train(
     n = xt.shape[0]
     n_batches = max(1, math.ceil(n / batch_size))
     opt = torch.optim.AdamW(module.parameters(), lr=lr, weight_decay=weight_decay)
+    scheduler = None
+    if one_cycle:
+        if lr_patience is not None:
+            raise ValueError("one_cycle and lr_patience are two learning-rate schedules; pass one of them")
+        scheduler = torch.optim.lr_scheduler.OneCycleLR(
+            opt, max_lr=lr, total_steps=max_epochs * n_batches, pct_start=0.1
+        )
     history: dict[str, list[float]] = {"train_loss": []}
     if xv is not None:
         history["val_loss"] = []
@@ -285,6 +299,8 @@ def train(
             loss = loss_fn(module(xt[idx]), yt[idx])
             loss.backward()
             opt.step()
+            if scheduler is not None:
+                scheduler.step()
             total += float(loss.detach()) * idx.shape[0]
         history["train_loss"].append(total / n)
         if xv is not None and yv is not None:

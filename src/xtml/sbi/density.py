@@ -34,6 +34,7 @@ __all__ = ["NPEConfig", "build_estimator"]
 
 FlowKind = Literal["nsf", "maf"]
 EmbeddingKind = Literal["mlp", "cnn", "none"]
+ScheduleKind = Literal["plateau", "one_cycle"]
 
 
 def _check_int(name: str, value: object, low: int) -> None:
@@ -78,6 +79,11 @@ class NPEConfig:
     lr_patience : int or None, default=5
         Halve the learning rate after every ``lr_patience`` epochs without a validation improvement
         (None: constant). A constant rate left the 100k-simulation posteriors of scenario (a) too wide.
+        Ignored with ``schedule="one_cycle"``.
+    schedule : {"plateau", "one_cycle"}, default="plateau"
+        ``"plateau"``: start at ``lr`` and reduce on plateaus (``lr_patience``); training length is
+        set by early stopping. ``"one_cycle"``: warm up to ``lr`` and anneal to zero over exactly
+        ``max_epochs`` epochs (a fixed, predictable training time; early stopping still applies).
     batch_size, max_epochs, patience : int, default=256, 200, 10
         Minibatch size, maximum number of epochs, and epochs without a validation improvement before
         stopping (the best weights are kept).
@@ -101,6 +107,7 @@ class NPEConfig:
     lr: float = 1e-3
     weight_decay: float = 0.0
     lr_patience: int | None = 5
+    schedule: ScheduleKind = "plateau"
     batch_size: int = 256
     max_epochs: int = 200
     patience: int = 10
@@ -108,7 +115,7 @@ class NPEConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        for name, kinds in (("flow", FlowKind), ("embedding", EmbeddingKind)):
+        for name, kinds in (("flow", FlowKind), ("embedding", EmbeddingKind), ("schedule", ScheduleKind)):
             if getattr(self, name) not in get_args(kinds):
                 raise ValueError(f"{name} must be one of {get_args(kinds)}; got {getattr(self, name)!r}")
         for name, low in (

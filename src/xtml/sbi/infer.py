@@ -45,6 +45,10 @@ class Inference:
         Warnings (unused exposure, medians at a prior bound, an uncalibrated posterior).
     seconds : float
         Sampling wall time.
+    inputs : ndarray of shape (1, n_features)
+        What the posterior saw (for the scope gate of :mod:`xtml.critique.run_scope`).
+    mean_rate : float
+        Measured mean count rate of the observation, ct/s (NaN if unknown).
     """
 
     names: tuple[str, ...]
@@ -53,6 +57,8 @@ class Inference:
     calibrated: bool
     notes: tuple[str, ...] = field(default_factory=tuple)
     seconds: float = 0.0
+    inputs: NDArray[np.float64] = field(default_factory=lambda: np.zeros((1, 0)))
+    mean_rate: float = float("nan")
 
     def summary(self) -> list[dict[str, float | str]]:
         """Per parameter: mean, std, median, central 68 % and 95 % intervals."""
@@ -145,8 +151,8 @@ def _events_spectrum(paths: Sequence[Path], sim: SimulationConfig) -> tuple[Any,
 
 def observation_inputs(
     run: RunPosterior, sources: Sequence[str | Path], *, index: int = 0
-) -> tuple[NDArray[np.float64], str, list[str]]:
-    """Input row (1, n_features) of one observation, a description, and notes."""
+) -> tuple[NDArray[np.float64], str, list[str], float]:
+    """Input row (1, n_features) of one observation, a description, notes and the mean rate (ct/s)."""
     paths = [Path(s) for s in sources]
     if not paths:
         raise ValueError("give a dataset (DIR.zarr) or the event files of one observation")
@@ -163,7 +169,9 @@ def observation_inputs(
         if missing:
             raise ValueError(f"dataset {paths[0]} has no {missing} array, which the posterior needs")
         spectra = {c: ds.spectra(np.array([index]), array=c) for c in spec.channels}
-        return spectrum_inputs(spectra, spec, what=f"{paths[0]} row {index}"), f"{paths[0]} row {index}", []
+        what = f"{paths[0]} row {index}"
+        rate = float(spectra[spec.channels[0]].mean_rate[0])
+        return spectrum_inputs(spectra, spec, what=what), what, [], rate
     other = [c for c in spec.channels if c != "power"]
     if other:
         raise ValueError(
@@ -172,7 +180,8 @@ def observation_inputs(
         )
     ps, notes = _events_spectrum(paths, _simulation(run))
     what = ", ".join(str(p) for p in paths)
-    return spectrum_inputs({"power": ps}, spec, what=what), what, notes
+    rate = float(np.atleast_1d(ps.mean_rate)[0])
+    return spectrum_inputs({"power": ps}, spec, what=what), what, notes, rate
 
 
 def infer(
@@ -186,7 +195,7 @@ def infer(
 ) -> Inference:
     """Posterior samples for one observation from a trained run (see the module docstring)."""
     run = load_run_posterior(run_dir, allow_uncalibrated=allow_uncalibrated)
-    x, what, notes = observation_inputs(run, sources, index=index)
+    x, what, notes, rate = observation_inputs(run, sources, index=index)
     post = run.posterior
     t0 = time.perf_counter()
     samples = post.sample(x, n_samples, rng=seed)[0]
@@ -211,6 +220,8 @@ def infer(
         calibrated=run.passed,
         notes=tuple(notes),
         seconds=seconds,
+        inputs=x,
+        mean_rate=rate,
     )
 
 

@@ -185,7 +185,8 @@ def train_npe(
                 tol=TOL,
                 generator=generator,
                 on_epoch=_epoch_log(ks, k) if progress else None,
-                lr_patience=config.lr_patience,
+                lr_patience=config.lr_patience if config.schedule == "plateau" else None,
+                one_cycle=config.schedule == "one_cycle",
             )
         members.append(member.eval())
         history.append(

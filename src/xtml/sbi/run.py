@@ -11,9 +11,12 @@ The run folder::
       manifest.json       sha256 of every file of posterior/ (checked on load: a changed byte is refused)
       calibration.json    SBC, expected coverage (50/68/95 %), TARP, accuracy per parameter and rate bin,
                           and the verdict: "passed" or "failed" with the reasons
-      test_posteriors.npz truths, rates and posterior quantiles of every test observation
+      test_posteriors.npz truths, rates and posterior quantiles of every test observation, SBC ranks,
+                          expected coverage at credibility levels 0.05-0.95 (for the report)
       summary.txt         the same in words
       record.json         versions, timings, dataset paths and sizes
+      scope.json          the scope gate, fitted afterwards by :mod:`xtml.critique.run_scope` (the CLI does
+                          it after every training run), with its hash added to manifest.json
 
 A posterior that fails its calibration checks is written (so it can be inspected) but marked failed:
 :func:`load_run_posterior` refuses it unless the caller explicitly accepts an uncalibrated posterior.
@@ -149,7 +152,7 @@ def train_sbi_run(
     Returns the run folder.
     """
     from xtml.sbi.classical import to_markdown
-    from xtml.sbi.diagnostics import check_calibration, tarp
+    from xtml.sbi.diagnostics import check_calibration, sbc_ranks, tarp
     from xtml.sbi.npe import train_npe
     from xtml.sbi.transforms import BoxTransform
 
@@ -224,6 +227,9 @@ def train_sbi_run(
     table = accuracy_table(names, theta_test, rates_test, samples)
     levels = np.array([0.5, 0.68, 0.95])
     marginal, joint = report.coverage.coverage_at(levels)
+    curve_levels = np.round(np.linspace(0.05, 0.95, 19), 2)
+    curve, curve_joint = report.coverage.coverage_at(curve_levels)
+    ranks = sbc_ranks(samples, theta_test, rng=rng)
     calibration = {
         "status": "passed" if report.passed else "failed",
         "reasons": list(report.reasons),
@@ -254,6 +260,11 @@ def train_sbi_run(
         std=summary["std"],
         quantiles=summary["quantiles"],
         quantile_levels=np.array(QUANTILES),
+        sbc_ranks=ranks,
+        n_samples=np.array(v.n_samples),
+        coverage_levels=curve_levels,
+        coverage=curve,
+        coverage_joint=np.full(curve_levels.shape, np.nan) if curve_joint is None else curve_joint,
     )
     manifest = {name: _sha256(post_dir / name) for name in POSTERIOR_FILES}
     manifest_all = {"posterior": manifest, "calibration.json": _sha256(out / "calibration.json")}
