@@ -113,10 +113,8 @@ def main() -> dict[str, float]:
     result = build_report(run)
     mb = result.size / 1e6
     print(f"run {run}: {n_test} test spectra")
-    print(
     share = result.seconds / TARGET_S
     print(f"xtml report: {result.seconds:.1f} s (target {TARGET_S:.0f} s: {share:.2f} of it)")
-    )
     print(f"report.html: {mb:.2f} MB (target {TARGET_MB:.0f} MB)")
     print(f"anchor plot_evaluation: {t_plots:.1f} s; report / plots = {result.seconds / t_plots:.1f}")
     return {"n_test": n_test, "report_s": result.seconds, "report_mb": mb, "plots_s": t_plots}
