@@ -40,6 +40,59 @@ def _best_model(metrics: dict[str, Any]) -> str:
     return next(iter(metrics["models"]))
 
 
+def _band_importance(
+    run: Path,
+    ds: Any,
+    config: dict[str, Any],
+    metrics: dict[str, Any],
+    arrays: dict[str, NDArray[Any]],
+    *,
+    max_points: int,
+    seed: int,
+) -> str:
+    """Permutation importance of frequency bands for the best model, as an embedded figure."""
+    from sklearn.metrics import r2_score, roc_auc_score
+
+    from xtml.critique.importance import band_groups, grouped_permutation_importance
+    from xtml.critique.learn_plots import plot_importances
+    from xtml.learn.inputs import spectra_to_X
+    from xtml.learn.persist import load_model
+
+    best = _best_model(metrics)
+    rng = np.random.default_rng(seed)
+    rows = arrays["rows"]
+    pick = np.sort(rng.choice(rows.size, size=min(max_points, rows.size), replace=False))
+    X, grid = spectra_to_X(ds.spectra(rows[pick]))  # the task's input matrix (xtml.learn.tasks.load_task)
+    y = arrays["y"][pick]
+    model = load_model(run / "models" / best)
+    if metrics["task"] == "detect":
+
+        def score(x: NDArray[np.float64]) -> float:
+            return float(roc_auc_score(y, model.predict_proba(x)[:, 1]))
+
+        what = "ROC-AUC"
+    elif metrics["task"] == "state":
+
+        def score(x: NDArray[np.float64]) -> float:
+            return float(np.mean(model.predict(x) == y))
+
+        what = "accuracy"
+    else:
+
+        def score(x: NDArray[np.float64]) -> float:
+            return float(r2_score(y, model.predict(x)))
+
+        what = "R^2"
+    groups, names = band_groups(grid.freq)
+    imp = grouped_permutation_importance(score, X, groups, names=names, n_repeats=2, rng=seed)
+    ax = plot_importances(list(imp.names), imp.mean, title=f"{best}: drop of {what} when a band is permuted")
+    return figure_html(
+        ax.figure,
+        f"Permutation importance of frequency bands for {best} on {pick.size} test spectra "
+        f"(baseline {what} {imp.baseline:.3f}; bands permuted as a whole)",
+    )
+
+
 def learn_sections(
     run: Path, *, max_points: int = 2000, seed: int = 0
 ) -> tuple[list[Section], ModelCard, list[Lesson]]:
@@ -188,6 +241,9 @@ def learn_sections(
         for ax, (name, m) in zip(axes[0], metrics["models"].items(), strict=True):
             plot_confusion(m["test"]["confusion_matrix"], names, title=name, ax=ax)
         figs.append(figure_html(fig, "Confusion matrices (test set, rows: true class)"))
+    figs.append(
+        _band_importance(run, ds, config, metrics, arrays, max_points=min(max_points, 1000), seed=seed)
+    )
     importances = (
         json.loads((run / "importances.json").read_text()) if (run / "importances.json").is_file() else {}
     )
