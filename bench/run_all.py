@@ -13,6 +13,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 import bench_cnn
 import bench_deadtime
+import bench_events
 import bench_fit
 import bench_memory
 import bench_qpo
@@ -45,6 +46,8 @@ def main() -> None:
     results["qpo"] = bench_qpo.main()
     print("\n== bench_cnn ==")
     results["cnn"] = bench_cnn.main()
+    print("\n== bench_events ==")
+    results["events"] = bench_events.main()
     print("\n== bench_report ==")
     results["report"] = bench_report.main()
     out = Path(__file__).parent / "out"

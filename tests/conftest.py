@@ -14,3 +14,55 @@ def rng() -> np.random.Generator:
 @pytest.fixture
 def seed() -> int:
     return SEED
+
+
+# --- trained runs shared by the report and analyze tests (built once per session, on demand) ----------
+
+
+@pytest.fixture(scope="session")
+def learn_run(tmp_path_factory: pytest.TempPathFactory):
+    """An evaluated detection run (logistic, random forest, gradient boosting; LRT on 40 test spectra)."""
+    from test_learn_pipeline import TRAIN, _dataset
+    from xtml.cli import main
+
+    root = tmp_path_factory.mktemp("learn_run")
+    data = _dataset(root, "data.zarr", 600, 0.05, 0.0005, 0.001)
+    cnn = "[models.cnn]\nparams = { max_epochs = 30, patience = 4 }\ncv = false\n"
+    (root / "train.toml").write_text(TRAIN.replace(cnn, ""))
+    run = root / "run"
+    assert (
+        main(["train", str(root / "train.toml"), "--data", str(data), "--out", str(run), "--no-progress"])
+        == 0
+    )
+    assert main(["evaluate", str(run), "--no-plots"]) == 0
+    return run
+
+
+@pytest.fixture(scope="session")
+def sbi_run(tmp_path_factory: pytest.TempPathFactory):
+    """A tiny SBI run (scenario of tests/test_sbi_run.py: 800 simulations, NSF with an MLP embedding)."""
+    pytest.importorskip("torch")
+    from test_sbi_run import TINY
+    from xtml.cli import main
+
+    root = tmp_path_factory.mktemp("sbi_run")
+    (root / "tiny.toml").write_text(TINY)
+    run = root / "run"
+    main(["sbi", "train", str(root / "tiny.toml"), "--out", str(run), "--threads", "1", "--no-progress"])
+    return run
+
+
+@pytest.fixture(scope="session")
+def sbi_power_run(tmp_path_factory: pytest.TempPathFactory):
+    """The tiny SBI scenario on the total power only (what event files give)."""
+    pytest.importorskip("torch")
+    from test_sbi_run import TINY
+    from xtml.cli import main
+
+    root = tmp_path_factory.mktemp("sbi_power_run")
+    (root / "tiny.toml").write_text(
+        TINY.replace('channels = ["power", "cospectrum"]', 'channels = ["power"]')
+    )
+    run = root / "run"
+    main(["sbi", "train", str(root / "tiny.toml"), "--out", str(run), "--threads", "1", "--no-progress"])
+    return run

@@ -10,7 +10,6 @@ from pathlib import Path
 import pytest
 
 from browser import render_page
-from test_learn_pipeline import TRAIN, _dataset
 from xtml.cli import main
 from xtml.critique.run_scope import load_run_scope
 from xtml.data import SimulationConfig, simulate_dataset
@@ -18,31 +17,6 @@ from xtml.report.run_report import SECTIONS
 
 pytest.importorskip("torch")
 from test_sbi_run import TINY
-
-SMALL_TRAIN = TRAIN.replace("[models.cnn]\nparams = { max_epochs = 30, patience = 4 }\ncv = false\n", "")
-
-
-@pytest.fixture(scope="module")
-def learn_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("report_learn")
-    data = _dataset(root, "data.zarr", 600, 0.05, 0.0005, 0.001)
-    (root / "train.toml").write_text(SMALL_TRAIN)
-    run = root / "run"
-    assert (
-        main(["train", str(root / "train.toml"), "--data", str(data), "--out", str(run), "--no-progress"])
-        == 0
-    )
-    assert main(["evaluate", str(run), "--no-plots"]) == 0
-    return run
-
-
-@pytest.fixture(scope="module")
-def sbi_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("report_sbi")
-    (root / "tiny.toml").write_text(TINY)
-    run = root / "run"
-    main(["sbi", "train", str(root / "tiny.toml"), "--out", str(run), "--threads", "1", "--no-progress"])
-    return run
 
 
 def _check_report(run: Path, capsys: pytest.CaptureFixture[str]) -> str:

@@ -229,6 +229,45 @@ def _cmd_sbi_infer(args: argparse.Namespace) -> int:
     return 0 if result.calibrated and in_scope else 1
 
 
+def _cmd_analyze(args: argparse.Namespace) -> int:
+    import glob
+    import json
+
+    from xtml.analyze import analyze_files, rows_table
+
+    paths: list[str] = []
+    for item in args.files:
+        text = str(item)
+        if any(c in text for c in "*?["):
+            found = sorted(glob.glob(text))
+            if not found:
+                raise ValueError(f"the pattern {text!r} matches no file")
+            paths += found
+        else:
+            paths.append(text)
+    rows = analyze_files(
+        paths,
+        args.run,
+        workers=args.workers,
+        energy_range=None if args.energy is None else (args.energy[0], args.energy[1]),
+        n_samples=args.n_samples,
+        seed=args.seed,
+        allow_uncalibrated=args.allow_uncalibrated,
+        plot_dir=args.plots,
+    )
+    n_err = sum(r.error is not None for r in rows)
+    n_out = sum(r.error is None and not r.in_scope for r in rows)
+    if args.json:
+        print(json.dumps([r.to_dict() for r in rows], indent=1))
+    else:
+        print(rows_table(rows))
+        print(
+            f"{len(rows)} answer(s): {len(rows) - n_err - n_out} in scope, {n_out} OUT OF SCOPE (do not "
+            f"trust them), {n_err} error(s)"
+        )
+    return 1 if n_err else 0
+
+
 def _cmd_report(args: argparse.Namespace) -> int:
     from xtml.report.run_report import build_report
 
@@ -407,6 +446,30 @@ def build_parser() -> argparse.ArgumentParser:
         "--allow-uncalibrated", action="store_true", help="use a posterior that failed calibration (marked)"
     )
     sbi_infer.set_defaults(func=_cmd_sbi_infer)
+
+    analyze = sub.add_parser(
+        "analyze",
+        help="apply trained runs to real event files or light curves, with scope flags",
+        description="Read each file (FITS event files of NuSTAR, NICER, RXTE, XMM-Newton, Chandra...; FITS "
+        "or ASCII light curves), make its spectrum on the exact grid of each run, and print a table: file, "
+        "mission, target, exposure, rate, the answer (calibrated probability of the run's best model, or the "
+        "SBI posterior summary) and the scope flag with its reasons. Files that cannot be analysed get an "
+        "error row and the others go on; exit status 1 if any file failed.",
+    )
+    analyze.add_argument("files", nargs="+", help="event or light-curve files, or glob patterns (quoted)")
+    analyze.add_argument(
+        "--run", type=Path, action="append", required=True, help="trained run folder (repeat for several)"
+    )
+    analyze.add_argument("--energy", type=float, nargs=2, metavar=("LO", "HI"), help="energy band, keV")
+    analyze.add_argument("--workers", type=int, default=2, help="files analysed at once (default 2)")
+    analyze.add_argument("--n-samples", type=int, default=2000, help="SBI posterior draws (default 2000)")
+    analyze.add_argument("--seed", type=int, default=0, help="seed of the posterior draws (default 0)")
+    analyze.add_argument("--plots", type=Path, default=None, help="write each analysed spectrum here")
+    analyze.add_argument(
+        "--allow-uncalibrated", action="store_true", help="use an SBI run that failed calibration"
+    )
+    analyze.add_argument("--json", action="store_true", help="print the rows as JSON")
+    analyze.set_defaults(func=_cmd_analyze)
 
     report = sub.add_parser(
         "report",

@@ -111,6 +111,32 @@ def _learn(data: Path, run: Path, *, seed: int, progress: bool) -> dict[str, Any
     }
 
 
+def _real_observation(run: Path) -> dict[str, Any]:
+    """Scope gate and report of the detection run, then one real event file through it."""
+    from xtml.analyze import analyze_files, rows_table, stingray_observation
+    from xtml.critique.run_scope import fit_run_scope
+    from xtml.report.run_report import build_report
+
+    scope = fit_run_scope(run)
+    report = build_report(run)
+    rows = analyze_files([stingray_observation("xmm_test.fits")], [run])
+    table = rows_table(rows)
+    print(table)
+    row = rows[0]
+    verdict = (
+        "error: " + row.error
+        if row.error
+        else f"{row.prediction}; "
+        + ("in scope" if row.in_scope else "OUT OF SCOPE: " + "; ".join(row.reasons))
+    )
+    body = (
+        f"<p>The run's scope gate flags {100 * scope['flag_rate']:.1f}% of its {scope['n_held_out']} "
+        "held-out validation spectra. Its full report: <code>{html.escape(str(report.html))}</code>.</p>"
+        f"<pre>{html.escape(table)}</pre>"
+    )
+    return {"html": body, "verdict": verdict, "report": str(report.html), "rows": [r.to_dict() for r in rows]}
+
+
 def run_demo(out: Path, *, n: int = 2000, seed: int = 20261121, progress: bool = True) -> dict[str, Any]:
     """Run the demo into ``out`` and return its summary (also written to ``summary.json``)."""
     import matplotlib
@@ -123,14 +149,14 @@ def run_demo(out: Path, *, n: int = 2000, seed: int = 20261121, progress: bool =
     t0 = time.perf_counter()
     out.mkdir(parents=True, exist_ok=True)
     config = load_config(default_config_path())
-    print(f"[1/4] simulating {n} observations from {default_config_path().name} ...", flush=True)
+    print(f"[1/5] simulating {n} observations from {default_config_path().name} ...", flush=True)
     path = simulate_dataset(config, n, out / "dataset.zarr", seed=seed, progress=progress)
     t_sim = time.perf_counter() - t0
     ds = open_dataset(path)
     labels = ds.array("labels")
     params = ds.array("params")
     ps = ds.spectra()
-    print("[2/4] comparing every simulated spectrum with its exact expectation ...", flush=True)
+    print("[2/5] comparing every simulated spectrum with its exact expectation ...", flush=True)
     expected = expected_spectra(ds.config, labels, params, ps.mean_rate)
     ratios, worst = {}, {}
     for c, name in enumerate(ds.class_names):
@@ -139,10 +165,16 @@ def run_demo(out: Path, *, n: int = 2000, seed: int = 20261121, progress: bool =
         ratios[name] = (mean, err)
         worst[name] = z
 
-    print("[3/4] training models and testing them against the likelihood-ratio test ...", flush=True)
+    print("[3/5] training models and testing them against the likelihood-ratio test ...", flush=True)
     learn = _learn(path, out / "detect", seed=seed, progress=progress)
 
-    print("[4/4] plotting and writing the report ...", flush=True)
+    print(
+        "[4/5] a real observation (XMM-Newton EPIC-pn, shipped with Stingray) through the trained run ...",
+        flush=True,
+    )
+    real = _real_observation(out / "detect")
+
+    print("[5/5] plotting and writing the reports ...", flush=True)
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.2))
     qpo_rows = np.flatnonzero(labels == 0)
     noise_rows = np.flatnonzero(labels != 0)
@@ -178,6 +210,7 @@ def run_demo(out: Path, *, n: int = 2000, seed: int = 20261121, progress: bool =
         "simulator_check_max_abs_z": {k: round(v, 2) for k, v in worst.items()},
         "fraction_with_clipped_bins": float((n_clipped > 0).mean()),
         "detection": {k: v for k, v in learn.items() if k != "html"},
+        "real_observation": {k: v for k, v in real.items() if k != "html"},
         "seconds_simulation": round(t_sim, 1),
         "seconds_total": round(elapsed, 1),
         "dataset": str(path),
@@ -214,8 +247,8 @@ def run_demo(out: Path, *, n: int = 2000, seed: int = 20261121, progress: bool =
         f"<li>The demo trains on {learn['n_train']} spectra and scores the likelihood-ratio test on "
         f"{learn['n_reference']} test spectra: small samples with wide intervals. evals/eval_detection.py "
         "runs the same comparison on 20,000 test spectra.</li>"
-        "<li>Detector effects in the demo data, simulation-based inference, the scope gate and real "
-        "observations are not part of this version yet.</li>"
+        "<li>Detector effects in the demo data and simulation-based inference are not part of this demo "
+        "yet (see README: <code>xtml sbi train</code>).</li>"
         "<li>Light curves use the linear Timmer &amp; Koenig model; bins where the rate went negative are "
         "clipped to zero and counted above.</li></ul></div>"
     )
@@ -223,6 +256,7 @@ def run_demo(out: Path, *, n: int = 2000, seed: int = 20261121, progress: bool =
         Section("Summary", table_html(["what", "value"], rows)),
         Section("Spectra", fig_html),
         Section("QPO detection: machine learning against the likelihood-ratio test", learn["html"]),
+        Section("A real observation, with its scope flag", real["html"]),
         Section("What is not here, and known limits", caveats),
         Section(
             "Configuration",
@@ -239,5 +273,7 @@ def run_demo(out: Path, *, n: int = 2000, seed: int = 20261121, progress: bool =
         + ", ".join(f"{k} {v:.1f}" for k, v in worst.items())
     )
     print(learn["verdict"])
+    print(f"real observation (xmm_test.fits): {real['verdict']}")
+    print(f"detection run report: {real['report']}")
     print(f"total time: {elapsed:.1f} s")
     return summary

@@ -5,6 +5,9 @@ folder (an ``xtml sbi train`` run or an ``xtml train`` run) and writes ``scope.j
 
 * the gate and its :class:`~xtml.critique.scope.TrainingDomain` (frequency grid, segment length, rate
   range, detector, parameter ranges);
+* the simulation configuration of the training data (the grid a new observation must be put on:
+  bin time, segment length and number, rebinning), so that a run folder alone can analyse new data;
+* a sample of 300 training inputs (to draw new data next to the training data, e.g. in an embedding);
 * the measured rate of flagging held-out in-distribution inputs (the run's test set for SBI runs, its
   validation split for learning runs, which the gate never saw);
 * its SHA-256 in the run's ``manifest.json`` (SBI runs), checked by :func:`load_run_scope`.
@@ -36,10 +39,12 @@ __all__ = [
     "run_kind",
     "scope_of_inference",
     "score_inputs",
+    "training_sample",
 ]
 
 SCOPE_FILE = "scope.json"
 MAX_FIT_ROWS = 20_000  # training inputs used to fit the gate (a random subset beyond this)
+SAMPLE_ROWS = 300  # training inputs kept in scope.json, to show new data next to them (embeddings)
 
 
 def _sha256(path: Path) -> str:
@@ -99,7 +104,9 @@ def learn_features(X: NDArray[np.float64]) -> NDArray[np.float64]:
     return log_spectral_features(X[:, :-1], X[:, -1])
 
 
-def _fit_sbi(run: Path, alpha: float) -> tuple[ScopeGate, dict[str, Any]]:
+def _fit_sbi(
+    run: Path, alpha: float
+) -> tuple[ScopeGate, dict[str, Any], NDArray[np.float64], dict[str, Any]]:
     from xtml.data import open_dataset
     from xtml.sbi.inputs import InputSpec, dataset_inputs
 
@@ -114,17 +121,25 @@ def _fit_sbi(run: Path, alpha: float) -> tuple[ScopeGate, dict[str, Any]]:
         sets[which] = (ds, rows)
     ds, rows = sets["train"]
     rows = rows[_subset(rows.size, MAX_FIT_ROWS)]
-    gate = ScopeGate(alpha=alpha).fit(dataset_inputs(ds, spec, rows), _domain(ds, rows))
+    features = dataset_inputs(ds, spec, rows)
+    gate = ScopeGate(alpha=alpha).fit(features, _domain(ds, rows))
     test_ds, test_rows = sets["test"]
     held = gate.score(dataset_inputs(test_ds, spec, test_rows))
-    return gate, {
-        "held_out": "test set",
-        "n_held_out": int(test_rows.size),
-        "flag_rate": held.n_out / test_rows.size,
-    }
+    return (
+        gate,
+        ds.config.to_dict(),
+        features[_subset(features.shape[0], SAMPLE_ROWS)],
+        {
+            "held_out": "test set",
+            "n_held_out": int(test_rows.size),
+            "flag_rate": held.n_out / test_rows.size,
+        },
+    )
 
 
-def _fit_learn(run: Path, alpha: float) -> tuple[ScopeGate, dict[str, Any]]:
+def _fit_learn(
+    run: Path, alpha: float
+) -> tuple[ScopeGate, dict[str, Any], NDArray[np.float64], dict[str, Any]]:
     from xtml.data import open_dataset
     from xtml.learn.config import TrainConfig
     from xtml.learn.tasks import load_task
@@ -139,21 +154,33 @@ def _fit_learn(run: Path, alpha: float) -> tuple[ScopeGate, dict[str, Any]]:
     train_idx = np.array([pos[int(r)] for r in train_rows], dtype=np.int64)
     val_idx = np.array([pos[int(r)] for r in val_rows], dtype=np.int64)
     fit_idx = train_idx[_subset(train_idx.size, MAX_FIT_ROWS)]
-    gate = ScopeGate(alpha=alpha).fit(learn_features(td.X[fit_idx]), _domain(ds, td.rows[fit_idx]))
+    features = learn_features(td.X[fit_idx])
+    gate = ScopeGate(alpha=alpha).fit(features, _domain(ds, td.rows[fit_idx]))
     held = gate.score(learn_features(td.X[val_idx]))
-    return gate, {
-        "held_out": "validation split",
-        "n_held_out": int(val_idx.size),
-        "flag_rate": held.n_out / max(1, val_idx.size),
-    }
+    return (
+        gate,
+        ds.config.to_dict(),
+        features[_subset(features.shape[0], SAMPLE_ROWS)],
+        {
+            "held_out": "validation split",
+            "n_held_out": int(val_idx.size),
+            "flag_rate": held.n_out / max(1, val_idx.size),
+        },
+    )
 
 
 def fit_run_scope(run_dir: str | Path, *, alpha: float = 0.01) -> dict[str, Any]:
     """Fit the scope gate of a run and write ``scope.json`` (module doc); returns its summary."""
     run = Path(run_dir)
     kind = run_kind(run)
-    gate, held = _fit_sbi(run, alpha) if kind == "sbi" else _fit_learn(run, alpha)
-    doc = {"kind": kind, "held_out": held, "gate": gate.to_dict()}
+    gate, simulation, sample, held = _fit_sbi(run, alpha) if kind == "sbi" else _fit_learn(run, alpha)
+    doc = {
+        "kind": kind,
+        "held_out": held,
+        "gate": gate.to_dict(),
+        "simulation": simulation,
+        "sample": np.round(sample, 4).tolist(),
+    }
     path = run / SCOPE_FILE
     path.write_text(json.dumps(doc))
     manifest = run / "manifest.json"
@@ -162,6 +189,14 @@ def fit_run_scope(run_dir: str | Path, *, alpha: float = 0.01) -> dict[str, Any]
         recorded[SCOPE_FILE] = _sha256(path)
         manifest.write_text(json.dumps(recorded, indent=1))
     return {"kind": kind, "n_components": int(gate.components_.shape[0]), **held}
+
+
+def training_sample(run_dir: str | Path) -> NDArray[np.float64] | None:
+    """The sample of training inputs kept in the run's ``scope.json`` (None if the gate has none)."""
+    if load_run_scope(run_dir) is None:
+        return None
+    doc = json.loads((Path(run_dir) / SCOPE_FILE).read_text())
+    return None if "sample" not in doc else np.asarray(doc["sample"], dtype=np.float64)
 
 
 def load_run_scope(run_dir: str | Path) -> tuple[ScopeGate, dict[str, Any]] | None:

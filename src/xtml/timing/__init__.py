@@ -5,13 +5,15 @@ reachable as ``importlib.import_module("xtml.timing.periodogram")`` if ever need
 """
 
 from xtml.timing.cross import FADResult, cospectrum, fad_correct
-from xtml.timing.io import EventData, read_events, spectrum_from_event_file
+from xtml.timing.io import EventData, observation_spectrum, read_events, spectrum_from_event_file
+from xtml.timing.lightcurve_io import BinnedLightCurve, read_lightcurve
 from xtml.timing.periodogram import periodogram, periodogram_from_events
 from xtml.timing.rebin import log_bin_edges, rebin_linear, rebin_log
 from xtml.timing.spectrum import Norm, PowerSpectrum, check_norm, poisson_level
 from xtml.timing.stingray_io import from_stingray, to_stingray
 
 __all__ = [
+    "BinnedLightCurve",
     "EventData",
     "FADResult",
     "Norm",
@@ -21,10 +23,12 @@ __all__ = [
     "fad_correct",
     "from_stingray",
     "log_bin_edges",
+    "observation_spectrum",
     "periodogram",
     "periodogram_from_events",
     "poisson_level",
     "read_events",
+    "read_lightcurve",
     "rebin_linear",
     "rebin_log",
     "spectrum_from_event_file",

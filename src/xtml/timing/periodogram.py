@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import numba
 import numpy as np
 import scipy.fft as sp_fft
 from numpy.typing import ArrayLike, NDArray
@@ -294,20 +295,71 @@ def _segment_starts(gti: NDArray[np.float64], segment_length: float) -> NDArray[
     return np.concatenate(starts) if starts else np.array([], dtype=np.longdouble)
 
 
+@numba.njit(nogil=True, cache=True)
+def _histogram_segments(
+    times: NDArray[np.float64],
+    first: NDArray[np.intp],
+    last: NDArray[np.intp],
+    start_hi: NDArray[np.float64],
+    start_lo: NDArray[np.float64],
+    delta: float,
+    out: NDArray[np.int64],
+) -> None:  # pragma: no cover - compiled
+    """Add the events ``times[first[s]:last[s]]`` of segment ``s`` into ``out[s]`` (one pass, no temporaries).
+
+    The bin is Stingray's (``stingray.utils.hist1d_numba_seq``, used by ``AveragedPowerspectrum`` when numba
+    is installed): ``x = (t - start) * delta`` with ``delta = 1 / (T_seg / L)``, counted in bin ``int(x)`` if
+    ``0 <= x < L``. The segment start is a long double split into ``start_hi + start_lo``.
+    """
+    n_bins = out.shape[1]
+    for s in range(first.size):
+        hi = start_hi[s]
+        lo = start_lo[s]
+        for i in range(first[s], last[s]):
+            x = ((times[i] - hi) - lo) * delta
+            if 0.0 <= x < n_bins:
+                out[s, int(x)] += 1
+
+
+@numba.njit(nogil=True, cache=True)
+def first_unsorted(times: NDArray[np.float64]) -> int:  # pragma: no cover - compiled
+    """Index ``k`` of the first non-finite ``times[k]`` or decrease ``times[k + 1] < times[k]``; -1 if none.
+
+    One pass without temporaries (sorted-and-finite is checked on every event list of every spectrum).
+    """
+    n = times.size
+    for k in range(n):
+        t = times[k]
+        if not np.isfinite(t) or (k + 1 < n and times[k + 1] < t):
+            return k
+    return -1
+
+
+def _search_long_double(times: NDArray[np.float64], bounds: NDArray[np.longdouble]) -> NDArray[np.intp]:
+    """``times.searchsorted(bounds)`` for long double ``bounds``, without promoting ``times`` to long double.
+
+    For float64 ``t`` and the float64 ``b`` nearest to the bound ``B``: ``t >= B`` is ``t > b`` or ``t == b``
+    when ``b >= B``; so the left search for ``b`` is exact when ``b >= B`` and the right search otherwise.
+    """
+    rounded = bounds.astype(np.float64)
+    left = times.searchsorted(rounded, side="left")
+    right = times.searchsorted(rounded, side="right")
+    return np.where(rounded >= bounds, left, right)
+
+
 def _binned_segments(
     times: ArrayLike, gti: NDArray[np.float64], segment_length: float, n_bins: int, index: int
 ) -> NDArray[np.int64]:
     """Counts (M, L) of the events in each good segment holding at least 2 events (Stingray's rule)."""
-    t = np.asarray(times, dtype=np.float64)
+    t = np.ascontiguousarray(times, dtype=np.float64)
     if t.ndim != 1:
         raise ValueError(f"times of file {index} must be a 1-D array of event times (s), got shape {t.shape}")
     if t.size == 0:
         raise ValueError(f"times of file {index} is empty: no events")
-    if not np.all(np.isfinite(t)):
+    k = first_unsorted(t)
+    if k >= 0 and not np.isfinite(t[k : k + 2]).all():
         raise ValueError(f"times of file {index} must be finite")
-    decreasing = np.flatnonzero(t[1:] < t[:-1])
-    if decreasing.size:
-        k = int(decreasing[0])
+    if k >= 0:
         raise ValueError(
             f"times of file {index} must be sorted in increasing order; times[{k}] = {t[k]!r} > "
             f"times[{k + 1}] = {t[k + 1]!r}"
@@ -319,8 +371,7 @@ def _binned_segments(
             f"segment_size = {segment_length} s fits in no GTI of file {index}; "
             f"the longest GTI is {longest} s"
         )
-    # One search (times are promoted to long double once): segment s holds times[first[s]:last[s]].
-    first, last = t.searchsorted(np.stack([starts, starts + np.longdouble(segment_length)]))
+    first, last = _segment_bounds(t, starts, segment_length)
     per_segment = last - first
     keep = per_segment >= 2  # Stingray skips segments with fewer than 2 events
     if not np.any(keep):
@@ -328,21 +379,30 @@ def _binned_segments(
             f"no segment of file {index} holds at least 2 events ({starts.size} segments of "
             f"{segment_length} s in the GTIs, {int(per_segment.sum())} events in them)"
         )
-    first, per_segment, starts = first[keep], per_segment[keep], starts[keep]
-    n_seg = first.size
-    segment_of_event = np.repeat(np.arange(n_seg), per_segment)
-    offsets = np.cumsum(per_segment) - per_segment
-    event = np.arange(int(per_segment.sum())) + np.repeat(first - offsets, per_segment)
-    # Time since the segment start, in long double then rounded, exactly as Stingray's histogram input.
-    rel = (t[event] - starts[segment_of_event]).astype(np.float64)
-    # Bin index as numpy.histogram(rel, bins=n_bins, range=(0, segment_length)) computes it: a first guess,
-    # then a correction against the linspace edges.
-    edges = np.linspace(0.0, segment_length, n_bins + 1)
-    idx = ((rel / segment_length) * n_bins).astype(np.intp)
-    np.minimum(idx, n_bins - 1, out=idx)
-    idx -= rel < edges[idx]
-    idx += (rel >= edges[idx + 1]) & (idx != n_bins - 1)
-    return np.bincount(segment_of_event * n_bins + idx, minlength=n_seg * n_bins).reshape(n_seg, n_bins)
+    return segment_counts(t, starts[keep], segment_length, n_bins)
+
+
+def _segment_bounds(
+    times: NDArray[np.float64], starts: NDArray[np.longdouble], segment_length: float
+) -> tuple[NDArray[np.intp], NDArray[np.intp]]:
+    """Segment s holds ``times[first[s]:last[s]]``: ``start <= t < start + T_seg``, compared in long double as
+    Stingray does (``generate_indices_of_segment_boundaries_unbinned``)."""
+    bounds = _search_long_double(times, np.stack([starts, starts + np.longdouble(segment_length)]))
+    return bounds[0], bounds[1]
+
+
+def segment_counts(
+    times: NDArray[np.float64], starts: NDArray[np.longdouble], segment_length: float, n_bins: int
+) -> NDArray[np.int64]:
+    """Counts (M, L) of sorted float64 event ``times`` in the segments ``[starts, starts + T_seg)``, every one
+    kept (also those with fewer than 2 events), binned as Stingray bins events (:func:`_histogram_segments`).
+    """
+    first, last = _segment_bounds(times, starts, segment_length)
+    start_hi = starts.astype(np.float64)
+    start_lo = (starts - start_hi).astype(np.float64)
+    out = np.zeros((first.size, n_bins), dtype=np.int64)
+    _histogram_segments(times, first, last, start_hi, start_lo, 1.0 / (segment_length / n_bins), out)
+    return out
 
 
 def periodogram_from_events(

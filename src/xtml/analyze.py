@@ -1,0 +1,431 @@
+"""``xtml analyze``: real observations in, answers with scope flags out.
+
+Each file (a FITS event file of any OGIP mission, a FITS or ASCII binned light curve) is read, put on exactly
+the grid of each trained run given (the bin time, segment length, number of segments and rebinning of the
+run's training data, from the run's ``scope.json``), and answered by the run:
+
+* a learning run (``xtml train`` + ``xtml evaluate``): the calibrated probability of the best model of the
+  run's comparison (the class with the highest probability for multi-class tasks, the prediction for
+  regression);
+* an SBI run (``xtml sbi train``): the posterior summary (median and 68 % interval of each parameter).
+
+Every answer carries the run's scope flag (:mod:`xtml.critique.run_scope`: the training domain, the density
+gate on the spectrum, the time-domain gap check) and the reasons when it is out of scope. A file that cannot
+be analysed (unreadable, no events, too short for the run's segments, another mission than the rest of the
+batch...) gets an error row naming the file and the problem; the other files are still analysed. Files are
+processed concurrently by ``workers`` threads (reading and FFTs release the GIL).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+__all__ = ["AnalysisRow", "LoadedRun", "analyze_files", "load_run", "rows_table", "stingray_observation"]
+
+ASCII_SUFFIXES = (".txt", ".dat", ".csv", ".qdp", ".lc.txt")
+
+
+@dataclass(frozen=True)
+class AnalysisRow:
+    """The answer of one run for one file (``error`` set when the file could not be analysed)."""
+
+    path: str
+    run: str
+    mission: str = ""
+    target: str = ""
+    exposure: float = math.nan
+    rate: float = math.nan
+    prediction: str = ""
+    probability: float | None = None
+    posterior: tuple[dict[str, Any], ...] = ()
+    in_scope: bool | None = None
+    scope_p: float | None = None
+    reasons: tuple[str, ...] = ()
+    notes: tuple[str, ...] = ()
+    error: str | None = None
+    features: tuple[float, ...] = ()  # what the run's model and scope gate saw (not in to_dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form (NaN becomes None)."""
+        out: dict[str, Any] = {}
+        for k, v in self.__dict__.items():
+            if k == "features":
+                continue
+            if isinstance(v, float) and not math.isfinite(v):
+                v = None
+            out[k] = list(v) if isinstance(v, tuple) else v
+        return out
+
+
+@dataclass
+class LoadedRun:
+    """A run ready to answer: its kind, the grid of its training data, its model(s) and scope gate."""
+
+    path: Path
+    kind: str
+    observation: Any
+    gate: Any = None
+    model: Any = None
+    model_name: str = ""
+    calibrator: Any = None
+    class_names: tuple[str, ...] = ()
+    task: str = ""
+    posterior: Any = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def load_run(run_dir: str | Path, *, allow_uncalibrated: bool = False) -> LoadedRun:
+    """Load a run's model, training grid and scope gate (every file checked against its hash)."""
+    from xtml.critique.run_scope import SCOPE_FILE, load_run_scope, run_kind
+    from xtml.data.config import SimulationConfig
+
+    run = Path(run_dir)
+    kind = run_kind(run)
+    loaded = load_run_scope(run)
+    if loaded is None:
+        raise ValueError(
+            f"{run} has no {SCOPE_FILE} (trained before xtml had a scope gate): refit it with "
+            f"`python -c \"from xtml.critique.run_scope import fit_run_scope; fit_run_scope('{run}')\"`"
+        )
+    doc = json.loads((run / SCOPE_FILE).read_text())
+    if "simulation" not in doc:
+        raise ValueError(f"{run / SCOPE_FILE} does not record the training grid; refit the scope gate")
+    observation = SimulationConfig.from_dict(doc["simulation"]).observation
+    out = LoadedRun(path=run, kind=kind, observation=observation, gate=loaded[0])
+    if kind == "sbi":
+        from xtml.sbi.run import UncalibratedPosteriorError, load_run_posterior
+
+        try:
+            out.posterior = load_run_posterior(run, allow_uncalibrated=allow_uncalibrated)
+        except UncalibratedPosteriorError as err:
+            raise ValueError(str(err)) from None
+        return out
+    from xtml.learn.calibration import ScoreCalibrator
+    from xtml.learn.persist import load_model
+
+    metrics_path = run / "metrics.json"
+    if not metrics_path.is_file():
+        raise ValueError(f"{run} has not been evaluated (no metrics.json): run `xtml evaluate {run}` first")
+    metrics = json.loads(metrics_path.read_text())
+    rows = metrics.get("comparison", {}).get("rows", [])
+    ml = [r for r in rows if r["scorer"] in metrics["models"]]
+    out.model_name = max(ml, key=lambda r: r["tpr_at_fpr"])["scorer"] if ml else next(iter(metrics["models"]))
+    out.model = load_model(run / "models" / out.model_name)
+    extra = json.loads((run / "models" / out.model_name / "extra.json").read_text())
+    out.extra = extra
+    out.task = metrics["task"]
+    out.class_names = tuple(metrics["names"])
+    if "calibration" in extra:
+        out.calibrator = ScoreCalibrator.from_dict(extra["calibration"])
+    return out
+
+
+def stingray_observation(name: str) -> Path:
+    """A real observation shipped with Stingray's tests (e.g. ``"xmm_test.fits"``, ``"xte_test.evt.gz"``)."""
+    import stingray
+
+    path = Path(stingray.__file__).parent / "tests" / "data" / name
+    if not path.is_file():
+        raise ValueError(f"Stingray ships no test file {name!r} (looked in {path.parent})")
+    return path
+
+
+def _read(path: Path, energy_range: tuple[float, float] | None) -> Any:
+    """An EventData or a BinnedLightCurve of the file."""
+    from xtml.timing import read_events, read_lightcurve
+
+    name = path.name.lower()
+    if name.endswith(ASCII_SUFFIXES):
+        return read_lightcurve(path)
+    try:
+        return read_events(path, energy_range=energy_range)
+    except ValueError as err:
+        text = str(err)
+        if "EVENTS" in text or "TIME column" in text or ("event" in text.lower() and "table" in text.lower()):
+            try:
+                return read_lightcurve(path)
+            except ValueError:
+                pass
+        raise
+
+
+def _spectrum(source: Any, run: LoadedRun) -> tuple[Any, list[str]]:
+    from xtml.timing import observation_spectrum
+
+    o = run.observation
+    ps, info = observation_spectrum(
+        source, dt=o.dt, segment_size=o.segment_length, n_segments=o.n_segments, norm=o.norm
+    )
+    notes = [f"{k}: {v}" for k, v in info.items()] if isinstance(info, dict) else list(info)
+    return o.rebin(ps), notes
+
+
+def _scope(
+    run: LoadedRun, features: NDArray[np.float64], ps: Any, counts: NDArray[Any] | None
+) -> tuple[bool, float, list[str]]:
+    from xtml.critique.run_scope import score_inputs
+    from xtml.critique.scope import gap_reasons
+
+    result = score_inputs(
+        run.gate,
+        features,
+        mean_rate=np.atleast_1d(ps.mean_rate),
+        freq=ps.freq,
+        m=ps.m,
+        segment_length=ps.segment_length,
+        norm=ps.norm,
+    )
+    reasons = list(result.reasons[0])
+    if counts is not None:
+        reasons += gap_reasons(counts, run.observation.dt)[0]
+    return not reasons, float(result.p_value[0]), reasons
+
+
+def _answer_learn(run: LoadedRun, ps: Any) -> dict[str, Any]:
+    from xtml.critique.run_scope import learn_features
+    from xtml.learn.inputs import spectra_to_X
+
+    X, _ = spectra_to_X(ps)
+    out: dict[str, Any] = {"features": learn_features(X)}
+    if run.task in ("detect", "state"):
+        proba = run.model.predict_proba(X)
+        if run.calibrator is not None:
+            proba = run.calibrator.transform(proba)
+        k = int(np.argmax(proba[0]))
+        if run.task == "detect" and len(run.class_names) == 2:
+            p = float(proba[0, 1])
+            out["probability"] = p
+            out["prediction"] = f"{run.class_names[1]} p = {p:.3f} ({run.model_name})"
+        else:
+            out["probability"] = float(proba[0, k])
+            out["prediction"] = f"{run.class_names[k]} p = {proba[0, k]:.3f} ({run.model_name})"
+    else:
+        pred = np.atleast_2d(run.model.predict(X))[0]
+        out["prediction"] = ", ".join(f"{n} = {v:.4g}" for n, v in zip(run.class_names, pred, strict=False))
+    return out
+
+
+def _answer_sbi(run: LoadedRun, ps: Any, what: str, n_samples: int, seed: int) -> dict[str, Any]:
+    from xtml.sbi.infer import Inference
+    from xtml.sbi.inputs import spectrum_inputs
+
+    rp = run.posterior
+    x = spectrum_inputs({"power": ps}, rp.inputs, what=what)
+    samples = rp.posterior.sample(x, n_samples, rng=seed)[0]
+    inf = Inference(names=rp.posterior.names, samples=samples, source=what, calibrated=rp.passed, inputs=x)
+    summary = inf.summary()
+    text = "; ".join(
+        f"{r['parameter']} {r['median']:.3g} [{r['lo68']:.3g}, {r['hi68']:.3g}]" for r in summary
+    )
+    return {"features": x, "posterior": tuple(summary), "prediction": text}
+
+
+def _analyze_one(
+    path: Path,
+    runs: Sequence[LoadedRun],
+    *,
+    energy_range: tuple[float, float] | None,
+    batch_mission: str | None,
+    n_samples: int,
+    seed: int,
+    plot_dir: Path | None,
+) -> list[AnalysisRow]:
+    try:
+        source = _read(path, energy_range)
+    except Exception as err:
+        return [AnalysisRow(path=str(path), run=str(r.path), error=_message(path, err)) for r in runs]
+    mission = str(getattr(source, "mission", "") or "unknown")
+    base = {
+        "path": str(path),
+        "mission": mission,
+        "target": str(getattr(source, "target", "") or ""),
+        "exposure": float(getattr(source, "exposure", math.nan) or math.nan),
+    }
+    if batch_mission is not None and mission.lower() != batch_mission.lower():
+        error = (
+            f"{path}: mission {mission!r} differs from the batch's {batch_mission!r} (the first file): "
+            "analyse each mission in its own call"
+        )
+        return [AnalysisRow(run=str(r.path), error=error, **base) for r in runs]
+    rows = []
+    for run in runs:
+        try:
+            ps, notes = _spectrum(source, run)
+            if run.kind == "sbi":
+                answer = _answer_sbi(run, ps, str(path), n_samples, seed)
+            else:
+                answer = _answer_learn(run, ps)
+            counts = _binned_counts(source, run, ps)
+            features = answer.pop("features")
+            ok, p, reasons = _scope(run, features, ps, counts)
+            if plot_dir is not None:
+                notes.append(f"plot: {_plot(plot_dir, path, run, ps, answer, ok)}")
+            rows.append(
+                AnalysisRow(
+                    features=tuple(np.asarray(features, dtype=float).ravel().tolist()),
+                    run=str(run.path),
+                    rate=float(np.atleast_1d(ps.mean_rate)[0]),
+                    in_scope=ok,
+                    scope_p=p,
+                    reasons=tuple(reasons),
+                    notes=tuple(notes),
+                    **answer,
+                    **base,
+                )
+            )
+        except Exception as err:
+            rows.append(AnalysisRow(run=str(run.path), error=_message(path, err), **base))
+    return rows
+
+
+def _plot(
+    plot_dir: Path, path: Path, run: LoadedRun, ps: Any, answer: dict[str, Any], in_scope: bool
+) -> Path:
+    """The analysed spectrum (and, for SBI, nothing more: the corner plot is `xtml sbi infer --plot`)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from xtml.critique.plots import plot_spectra
+
+    plot_dir.mkdir(parents=True, exist_ok=True)
+    stem = path.name.split(".")[0]
+    out = plot_dir / f"{stem}_{run.path.name}.png"
+    ax = plot_spectra(ps, [0], labels=[path.name])
+    flag = "in scope" if in_scope else "OUT OF SCOPE"
+    ax.set_title(
+        f"{path.name}: {answer.get('prediction', '')[:70]}\n[{flag} for run {run.path.name}]", fontsize=8
+    )
+    ax.figure.savefig(out, dpi=100, bbox_inches="tight")
+    plt.close(ax.figure)
+    return out
+
+
+def _binned_counts(source: Any, run: LoadedRun, ps: Any) -> NDArray[Any] | None:
+    """Counts in bins of the run's dt over the analysed segments (for the gap check); None if unknown."""
+    times = getattr(source, "times", None)
+    if times is None:
+        counts = getattr(source, "counts", None)
+        return None if counts is None else np.asarray(counts)[None, :]
+    dt = run.observation.dt
+    length = run.observation.segment_length * max(1, int(getattr(ps, "n_segments", 1) or 1))
+    gti = np.asarray(getattr(source, "gti", np.array([[0.0, length]])))
+    start = float(gti[0, 0]) if gti.size else 0.0
+    edges = start + np.arange(round(length / dt) + 1) * dt
+    return np.histogram(times, bins=edges)[0][None, :]
+
+
+def _message(path: Path, err: Exception) -> str:
+    text = str(err) or type(err).__name__
+    return text if str(path) in text else f"{path}: {text}"
+
+
+def analyze_files(
+    paths: Sequence[str | Path],
+    runs: Sequence[str | Path],
+    *,
+    workers: int = 1,
+    energy_range: tuple[float, float] | None = None,
+    n_samples: int = 2000,
+    seed: int = 0,
+    allow_uncalibrated: bool = False,
+    plot_dir: str | Path | None = None,
+) -> list[AnalysisRow]:
+    """Analyse every file with every run (module doc); one row per (file, run), in the order given.
+
+    ``plot_dir``: write each analysed spectrum there as ``<file>_<run>.png``.
+    """
+    if not paths:
+        raise ValueError("give at least one event or light-curve file")
+    if not runs:
+        raise ValueError("give at least one trained run (--run RUN_DIR)")
+    if workers < 1:
+        raise ValueError(f"workers must be >= 1; got {workers}")
+    loaded = [load_run(r, allow_uncalibrated=allow_uncalibrated) for r in runs]
+    files = [Path(p) for p in paths]
+    batch_mission = None
+    if len(files) > 1:
+        try:
+            batch_mission = str(getattr(_read(files[0], energy_range), "mission", "") or "unknown")
+        except Exception:
+            batch_mission = None
+
+    def one(path: Path) -> list[AnalysisRow]:
+        return _analyze_one(
+            path,
+            loaded,
+            energy_range=energy_range,
+            batch_mission=batch_mission,
+            n_samples=n_samples,
+            seed=seed,
+            plot_dir=None if plot_dir is None else Path(plot_dir),
+        )
+
+    if workers == 1 or len(files) == 1:
+        results = [one(p) for p in files]
+    else:
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            results = list(pool.map(one, files))
+    rows = [row for rows in results for row in rows]
+    if plot_dir is not None:
+        for run in loaded:
+            _domain_plot(Path(plot_dir), run, [r for r in rows if r.run == str(run.path) and r.error is None])
+    return rows
+
+
+def _domain_plot(plot_dir: Path, run: LoadedRun, rows: Sequence[AnalysisRow]) -> Path | None:
+    """PCA of the run's training sample and the analysed files, coloured by domain (simulated vs real)."""
+    from xtml.critique.run_scope import training_sample
+
+    sample = training_sample(run.path)
+    if sample is None or not rows:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from xtml.critique.diag_plots import plot_embedding
+
+    real = np.array([r.features for r in rows], dtype=float)
+    if real.shape[1] != sample.shape[1]:
+        return None
+    x = np.vstack([sample, real])
+    domain = np.array(["simulated (training)"] * sample.shape[0] + ["real (analysed)"] * real.shape[0])
+    ax = plot_embedding(x, color=domain, color_name="domain", method="pca")
+    ax.set_title(f"run {run.path.name}: training sample and {real.shape[0]} analysed file(s)", fontsize=9)
+    plot_dir.mkdir(parents=True, exist_ok=True)
+    out = plot_dir / f"domain_{run.path.name}.png"
+    ax.figure.savefig(out, dpi=100, bbox_inches="tight")
+    plt.close(ax.figure)
+    return out
+
+
+def rows_table(rows: Sequence[AnalysisRow]) -> str:
+    """The rows as an aligned text table, out-of-scope answers and errors marked loudly."""
+    lines = [f"{'file':<28} {'mission':<9} {'target':<14} {'exp (s)':>8} {'rate':>9}  {'scope':<12} answer"]
+    for r in rows:
+        name = Path(r.path).name[:28]
+        if r.error:
+            lines.append(
+                f"{name:<28} {r.mission[:9]:<9} {r.target[:14]:<14} {'':>8} {'':>9}  {'ERROR':<12} {r.error}"
+            )
+            continue
+        scope = "in scope" if r.in_scope else "OUT OF SCOPE"
+        lines.append(
+            f"{name:<28} {r.mission[:9]:<9} {r.target[:14]:<14} {r.exposure:>8.0f} {r.rate:>9.4g}  "
+            f"{scope:<12} {r.prediction}"
+        )
+        if not r.in_scope:
+            lines += [f"{'':>28}   !!! {why}" for why in r.reasons]
+    return "\n".join(lines)

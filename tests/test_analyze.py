@@ -1,0 +1,151 @@
+"""`xtml analyze`: real event files (those Stingray ships) and simulated ones in, answers with scope flags
+out; bad files get error rows and the rest of the batch goes on."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import stingray
+from astropy.io import fits
+
+from xtml.analyze import analyze_files, rows_table
+from xtml.cli import main
+from xtml.psd import Lorentzian, PSDModel, ZeroCentredLorentzian
+from xtml.simulate import simulate_rate
+
+DATA = Path(os.path.dirname(stingray.__file__)) / "tests" / "data"
+REAL = ["xte_test.evt.gz", "xte_gx_test.evt.gz", "chandra_test.fits", "monol_testA.evt", "xmm_test.fits"]
+
+
+def _write_events(path: Path, times: np.ndarray, gti: np.ndarray, *, mission: str = "NUSTAR") -> Path:
+    """A minimal OGIP event file: EVENTS (TIME) and GTI extensions."""
+    header = fits.Header()
+    header["TELESCOP"], header["INSTRUME"], header["OBJECT"] = mission, "FPMA", "simulated QPO"
+    header["TIMESYS"], header["MJDREFI"], header["MJDREFF"], header["TIMEZERO"] = (
+        "TT",
+        55197,
+        0.00076601852,
+        0.0,
+    )
+    events = fits.BinTableHDU.from_columns([fits.Column(name="TIME", format="D", array=times)], header=header)
+    events.name = "EVENTS"
+    g = fits.BinTableHDU.from_columns(
+        [
+            fits.Column(name="START", format="D", array=gti[:, 0]),
+            fits.Column(name="STOP", format="D", array=gti[:, 1]),
+        ],
+        header=header,
+    )
+    g.name = "GTI"
+    fits.HDUList([fits.PrimaryHDU(header=header), events, g]).writeto(path, overwrite=True)
+    return path
+
+
+def _qpo_event_file(path: Path, rate: float, seed: int) -> Path:
+    """Events of a source like the learning run's QPO class: 16 s of 1/128 s bins, one module."""
+    rng = np.random.default_rng(seed)
+    model = PSDModel.from_components({"broad": ZeroCentredLorentzian(), "qpo": Lorentzian()})
+    theta = np.array([[1.0, 0.1, 8.0, 8.0, 0.15]])
+    dt, n = 1 / 128, 2048
+    r, _ = simulate_rate(model, theta, mean_rate=rate, dt=dt, n_bins=n, rng=rng)
+    counts = rng.poisson(r[0] * dt)
+    t0 = 3.0e8
+    times = t0 + (np.repeat(np.arange(n), counts) + rng.random(counts.sum())) * dt
+    return _write_events(path, np.sort(times), np.array([[t0, t0 + n * dt]]))
+
+
+@pytest.mark.parametrize("name", REAL)
+def test_every_shipped_observation_gets_an_answer_and_an_honest_scope_flag(
+    learn_run: Path, name: str
+) -> None:
+    rows = analyze_files([DATA / name], [learn_run])
+    assert len(rows) == 1
+    row = rows[0]
+    assert row.error is None, row.error
+    assert row.mission
+    assert row.prediction.startswith("QPO p = ")
+    assert 0 <= row.probability <= 1
+    # the run was trained on 500-1,000 ct/s of an ideal two-module detector: none of these is like it
+    assert row.in_scope is False
+    assert any("mean count rate" in why or "unusual input" in why for why in row.reasons)
+
+
+def test_a_simulated_observation_like_the_training_data_is_in_scope(learn_run: Path, tmp_path: Path) -> None:
+    path = _qpo_event_file(tmp_path / "qpo.evt", rate=750.0, seed=4)
+    (row,) = analyze_files([path], [learn_run])
+    assert row.error is None, row.error
+    assert row.in_scope, row.reasons
+    assert row.probability > 0.9  # a 15 % rms QPO at 8 Hz: an easy detection for this run
+    # the same source with a 6 s hole in the events (inside the GTI) is caught by the gap check
+    with fits.open(path) as f:
+        times = f["EVENTS"].data["TIME"].copy()
+        gti = np.column_stack([f["GTI"].data["START"], f["GTI"].data["STOP"]])
+    hole = (times > gti[0, 0] + 5) & (times < gti[0, 0] + 11)
+    holed = _write_events(tmp_path / "hole.evt", times[~hole], gti)
+    (row,) = analyze_files([holed], [learn_run])
+    assert not row.in_scope
+    assert any("a gap of 6" in why for why in row.reasons)
+
+
+def test_bad_files_get_error_rows_and_the_batch_goes_on(learn_run: Path, tmp_path: Path, capsys) -> None:
+    good = _qpo_event_file(tmp_path / "good.evt", rate=700.0, seed=5)
+    truncated = tmp_path / "truncated.evt"
+    truncated.write_bytes(good.read_bytes()[: good.stat().st_size // 2])
+    no_time = tmp_path / "no_time.evt"
+    hdu = fits.BinTableHDU.from_columns([fits.Column(name="PI", format="J", array=np.arange(5))])
+    hdu.name = "EVENTS"
+    fits.HDUList([fits.PrimaryHDU(), hdu]).writeto(no_time)
+    empty = _write_events(tmp_path / "empty.evt", np.zeros(0), np.array([[0.0, 100.0]]))
+    outside = _write_events(tmp_path / "outside.evt", np.linspace(500, 600, 50), np.array([[0.0, 100.0]]))
+    short = _write_events(tmp_path / "short.evt", np.linspace(0, 9, 5000), np.array([[0.0, 10.0]]))
+    other = DATA / "chandra_test.fits"  # another mission than the batch's
+    files = [good, truncated, no_time, empty, outside, short, other, good]
+    rows = analyze_files(files, [learn_run], workers=2)
+    assert [Path(r.path).name for r in rows] == [f.name for f in files]  # order kept
+    by = {Path(r.path).name: r for r in rows}
+    assert rows[0].error is None
+    assert rows[-1].error is None
+    assert rows[0].probability == rows[-1].probability
+    for name, expected in [
+        ("truncated.evt", "truncated"),
+        ("no_time.evt", "TIME"),
+        ("empty.evt", "no events"),
+        ("outside.evt", "outside"),
+        ("short.evt", "longer than"),
+        ("chandra_test.fits", "differs from the batch"),
+    ]:
+        error = by[name].error
+        assert error is not None, name
+        assert name in error, (name, error)
+        assert expected.lower() in error.lower(), (name, error)
+    code = main(["analyze", str(good), str(empty), "--run", str(learn_run)])
+    out = capsys.readouterr().out
+    assert code == 1
+    assert "ERROR" in out
+    assert "1 error(s)" in out
+    code = main(["analyze", str(DATA / "xte_test.evt.gz"), "--run", str(learn_run), "--json"])
+    payload = json.loads(capsys.readouterr().out)
+    assert code == 0
+    assert payload[0]["in_scope"] is False
+    assert payload[0]["mission"].lower() == "xte"
+
+
+def test_analyze_with_an_sbi_run_and_plots(sbi_power_run: Path, tmp_path: Path) -> None:
+    rows = analyze_files(
+        [DATA / "xmm_test.fits"],
+        [sbi_power_run],
+        allow_uncalibrated=True,
+        plot_dir=tmp_path / "plots",
+        n_samples=200,
+    )
+    row = rows[0]
+    assert row.error is None, row.error
+    assert {p["parameter"] for p in row.posterior} >= {"qpo.nu0", "qpo.rms"}
+    assert row.in_scope is False  # an XMM-Newton EPIC-pn observation of ~1,700 ct/s, not a dead-time pair
+    assert len(list((tmp_path / "plots").glob("*.png"))) == 2  # the spectrum and the domain embedding
+    assert (tmp_path / "plots" / f"domain_{sbi_power_run.name}.png").is_file()
+    assert "OUT OF SCOPE" in rows_table(rows)
