@@ -312,17 +312,23 @@ def _plot(
 
 
 def _binned_counts(source: Any, run: LoadedRun, ps: Any) -> NDArray[Any] | None:
-    """Counts in bins of the run's dt over the analysed segments (for the gap check); None if unknown."""
+    """Counts in bins of the run's dt inside each analysed segment, segments side by side (for the gap
+    check; the segments are the first whole ones in the GTIs, as ``observation_spectrum`` takes them).
+    None for a binned light curve (its own bins are what they are)."""
     times = getattr(source, "times", None)
     if times is None:
-        counts = getattr(source, "counts", None)
-        return None if counts is None else np.asarray(counts)[None, :]
-    dt = run.observation.dt
-    length = run.observation.segment_length * max(1, int(getattr(ps, "n_segments", 1) or 1))
-    gti = np.asarray(getattr(source, "gti", np.array([[0.0, length]])))
-    start = float(gti[0, 0]) if gti.size else 0.0
-    edges = start + np.arange(round(length / dt) + 1) * dt
-    return np.histogram(times, bins=edges)[0][None, :]
+        return None
+    o = run.observation
+    n_want = max(1, int(getattr(ps, "n_segments", 1) or 1))
+    starts: list[float] = []
+    for a, b in np.asarray(source.gti, dtype=np.float64).reshape(-1, 2):
+        k = int(np.floor((b - a) / o.segment_length + 1e-9))
+        starts += [a + j * o.segment_length for j in range(k)]
+    pieces = []
+    for s0 in starts[:n_want]:
+        edges = s0 + np.arange(o.segment_bins + 1) * o.dt
+        pieces.append(np.histogram(times, bins=edges)[0])
+    return np.concatenate(pieces)[None, :] if pieces else None
 
 
 def _message(path: Path, err: Exception) -> str:
