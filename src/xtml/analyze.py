@@ -250,7 +250,8 @@ def _analyze_one(
         "target": str(getattr(source, "target", "") or ""),
         "exposure": float(getattr(source, "exposure", math.nan) or math.nan),
     }
-    if batch_mission is not None and mission.lower() != batch_mission.lower():
+    known = mission.lower() not in ("", "unknown")
+    if batch_mission is not None and known and mission.lower() != batch_mission.lower():
         error = (
             f"{path}: mission {mission!r} differs from the batch's {batch_mission!r} (the first file): "
             "analyse each mission in its own call"
@@ -362,9 +363,11 @@ def analyze_files(
     batch_mission = None
     if len(files) > 1:
         try:
-            batch_mission = str(getattr(_read(files[0], energy_range), "mission", "") or "unknown")
-        except Exception:
+            batch_mission = str(getattr(_read(files[0], energy_range), "mission", "") or "")
+        except Exception:  # the first file's own row reports it
             batch_mission = None
+        if batch_mission is not None and batch_mission.lower() in ("", "unknown"):
+            batch_mission = None  # a file without a mission does not set the batch's mission
 
     def one(path: Path) -> list[AnalysisRow]:
         return _analyze_one(
