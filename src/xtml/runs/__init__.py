@@ -16,6 +16,13 @@ from the first instant, "complete" (or "failed-check") when the block ends, "inc
 error if it raises or is interrupted.  :func:`list_runs`, :func:`show_run`, :func:`compare_runs` and
 :func:`verify_files` read the records; :func:`dataset_hash` is the content hash that makes "the same
 data" checkable.
+
+Not wired yet (issue 9, next step): ``xtml simulate/train/evaluate/sbi train`` still write their own
+``record.json`` in other layouts (``learn.train``: dataset, split, models; ``sbi.run``: datasets, seconds,
+calibration), which the evaluation, the reports, the scope gate and the demo read; that content moves
+(e.g. to ``train.json``) when the commands adopt :func:`run_folder`. ``sbi.run`` copies the scenario to
+``config.toml``, which becomes ``scenario.toml``; ``xtml simulate`` puts its store inside the run folder
+(Zarr's ``mode="w"`` would wipe the lock and the record).
 """
 
 from xtml.runs._lock import LOCK_NAME, RunLockedError
