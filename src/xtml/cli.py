@@ -171,7 +171,7 @@ def _cmd_sbi_infer(args: argparse.Namespace) -> int:
     import numpy as np
 
     from xtml.critique.run_scope import scope_of_inference
-    from xtml.sbi.infer import corner_plot, infer
+    from xtml.sbi.infer import infer
     from xtml.sbi.run import UncalibratedPosteriorError
 
     try:
@@ -223,7 +223,19 @@ def _cmd_sbi_infer(args: argparse.Namespace) -> int:
     if args.samples is not None and not args.json:
         print(f"samples: {args.samples}")
     if args.plot is not None:
-        path = corner_plot(result, args.plot)
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        from xtml.critique.diag_plots import plot_posterior_corner
+
+        fig = plot_posterior_corner(result.samples, list(result.names))
+        title = result.source if result.calibrated else f"{result.source} (UNCALIBRATED)"
+        fig.suptitle(title, fontsize=9)
+        path = Path(args.plot)
+        fig.savefig(path, dpi=90, bbox_inches="tight")
+        plt.close(fig)
         if not args.json:
             print(f"corner plot: {path}")
     return 0 if result.calibrated and in_scope else 1

@@ -1,4 +1,5 @@
-"""``xtml sbi infer``: posterior samples, a summary table and a corner plot for one observation.
+"""``xtml sbi infer``: posterior samples and a summary table for one observation (the CLI adds the corner
+plot, :func:`xtml.critique.plot_posterior_corner`).
 
 The observation is a row of an xtml dataset (``DIR.zarr``, ``index``), or one or more FITS event files of
 the modules of one observation (their events are summed, on the GTIs common to all files). The spectrum
@@ -223,45 +224,3 @@ def infer(
         inputs=x,
         mean_rate=rate,
     )
-
-
-def corner_plot(result: Inference, path: str | Path, *, truths: Sequence[float] | None = None) -> Path:
-    """Corner plot of the samples (1-D histograms on the diagonal, 2-D histograms below)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    s, names = result.samples, result.names
-    k = len(names)
-    fig, axes = plt.subplots(k, k, figsize=(1.9 * k + 1, 1.9 * k + 1), squeeze=False)
-    for i in range(k):
-        for j in range(k):
-            ax = axes[i, j]
-            if j > i:
-                ax.set_axis_off()
-                continue
-            if i == j:
-                ax.hist(s[:, i], bins=40, histtype="step", color="k")
-                ax.set_yticks([])
-                if truths is not None:
-                    ax.axvline(truths[i], color="C3")
-            else:
-                ax.hist2d(s[:, j], s[:, i], bins=40, cmap="Greys")
-                if truths is not None:
-                    ax.plot(truths[j], truths[i], "s", color="C3", ms=4)
-            if i == k - 1:
-                ax.set_xlabel(names[j], fontsize=8)
-            else:
-                ax.set_xticklabels([])
-            if j == 0 and i > 0:
-                ax.set_ylabel(names[i], fontsize=8)
-            elif j > 0:
-                ax.set_yticklabels([])
-            ax.tick_params(labelsize=6)
-    title = result.source if result.calibrated else f"{result.source} (UNCALIBRATED)"
-    fig.suptitle(title, fontsize=9)
-    out = Path(path)
-    fig.savefig(out, dpi=90, bbox_inches="tight")
-    plt.close(fig)
-    return out
