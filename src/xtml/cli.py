@@ -47,6 +47,9 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
     print(f"  classes  {counts}")
     print(f"  splits   {splits}")
     print(f"  spectra  {ds.array('freq').size} frequencies, norm {ds.config.observation.norm}")
+    from xtml.data.card import write_dataset_card
+
+    print(f"  card     {write_dataset_card(path)}")
     return 0
 
 

@@ -151,6 +151,9 @@ def run_demo(out: Path, *, n: int = 2000, seed: int = 20261121, progress: bool =
     config = load_config(default_config_path())
     print(f"[1/5] simulating {n} observations from {default_config_path().name} ...", flush=True)
     path = simulate_dataset(config, n, out / "dataset.zarr", seed=seed, progress=progress)
+    from xtml.data.card import write_dataset_card
+
+    write_dataset_card(path)
     t_sim = time.perf_counter() - t0
     ds = open_dataset(path)
     labels = ds.array("labels")
