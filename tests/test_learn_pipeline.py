@@ -258,3 +258,22 @@ def test_cli_train_and_evaluate(strong, tmp_path, capsys):
     assert "TPR@1%FPR" in out
     assert main(["evaluate", str(run)]) == 2  # a second opening without a reason is refused
     assert "already opened" in capsys.readouterr().err
+
+
+def test_a_model_from_a_newer_xtml_is_refused_naming_both_versions(trained, tmp_path):
+    """A model folder in a newer model format is refused before anything in it is read."""
+    import shutil
+
+    from xtml import __version__
+    from xtml.learn.persist import MODEL_FORMAT_VERSION, IncompatibleModelError
+
+    copy = tmp_path / "logistic"
+    shutil.copytree(trained / "models" / "logistic", copy)
+    manifest = json.loads((copy / "manifest.json").read_text())
+    assert manifest["format_version"] == MODEL_FORMAT_VERSION
+    assert manifest["xtml_version"] == __version__
+    load_model(copy)  # as written: loads
+    manifest |= {"format_version": MODEL_FORMAT_VERSION + 1, "xtml_version": "9.9.0"}
+    (copy / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(IncompatibleModelError, match=rf"saved by xtml 9\.9\.0 .*this xtml {__version__}"):
+        load_model(copy)

@@ -352,3 +352,16 @@ def test_one_cycle_schedule_runs_its_budget_and_learns(data, x_test):
             lr_patience=2,
             one_cycle=True,
         )
+
+
+def test_a_posterior_from_a_newer_xtml_is_refused_naming_both_versions(posterior, tmp_path):
+    import json
+
+    from xtml import __version__
+
+    path = posterior.save(tmp_path / "post")
+    info = json.loads((path / "posterior.json").read_text())
+    info |= {"format_version": info["format_version"] + 1, "xtml_version": "9.9.0"}
+    (path / "posterior.json").write_text(json.dumps(info))
+    with pytest.raises(ValueError, match=rf"saved by xtml 9\.9\.0 .*this xtml {__version__} .*upgrade xtml"):
+        NeuralPosterior.load(path)

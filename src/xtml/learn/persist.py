@@ -22,10 +22,16 @@ from typing import Any
 import numpy as np
 from sklearn.pipeline import Pipeline
 
-__all__ = ["UnsafeModelError", "file_sha256", "load_model", "save_model"]
+__all__ = ["IncompatibleModelError", "UnsafeModelError", "file_sha256", "load_model", "save_model"]
+
+MODEL_FORMAT_VERSION = 1  # of the model folder (manifest, pipeline.skops, network files); bump on a change
 
 _TRUSTED_PREFIXES = ("sklearn.", "xtml.learn.", "numpy.", "builtins.", "scipy.sparse.")
 _PLAIN = (bool, int, float, str, np.ndarray, np.generic, list, tuple, dict, type(None))
+
+
+class IncompatibleModelError(ValueError):
+    """A model folder written by a newer xtml in a format this one cannot read (both versions named)."""
 
 
 class UnsafeModelError(ValueError):
@@ -101,7 +107,10 @@ def save_model(model: Pipeline, directory: str | Path) -> dict[str, str]:
         sio.dump(model, out / "pipeline.skops")
         names = ["pipeline.skops"]
     files = {name: file_sha256(out / name) for name in names}
-    (out / "manifest.json").write_text(json.dumps({"files": files}, indent=1))
+    from xtml import __version__
+
+    manifest = {"format_version": MODEL_FORMAT_VERSION, "xtml_version": __version__, "files": files}
+    (out / "manifest.json").write_text(json.dumps(manifest, indent=1))
     return files
 
 
@@ -109,7 +118,17 @@ def _check_manifest(directory: Path) -> dict[str, str]:
     manifest = directory / "manifest.json"
     if not manifest.is_file():
         raise UnsafeModelError(f"{directory} has no manifest.json: not an xtml model folder")
-    files = json.loads(manifest.read_text())["files"]
+    recorded = json.loads(manifest.read_text())
+    version = int(recorded.get("format_version", 1))  # folders written before versions were recorded: 1
+    if version > MODEL_FORMAT_VERSION:
+        from xtml import __version__
+
+        raise IncompatibleModelError(
+            f"{directory} was saved by xtml {recorded.get('xtml_version', '?')} in model format {version}; "
+            f"this xtml {__version__} reads model formats up to {MODEL_FORMAT_VERSION}: upgrade xtml to "
+            "load it"
+        )
+    files = recorded["files"]
     for name, digest in files.items():
         path = directory / name
         if not path.is_file():

@@ -299,10 +299,17 @@ class NeuralPosterior:
 
         d = Path(path_dir)
         info = json.loads((d / "posterior.json").read_text())
-        if info.get("format") != FORMAT or info.get("format_version") != FORMAT_VERSION:
+        if info.get("format") != FORMAT:
             raise ValueError(
-                f"{d / 'posterior.json'} is not an xtml NeuralPosterior file "
-                f"(format {FORMAT!r}, version {FORMAT_VERSION})"
+                f"{d / 'posterior.json'} is not an xtml NeuralPosterior file (format {FORMAT!r})"
+            )
+        if info.get("format_version") != FORMAT_VERSION:
+            from xtml import __version__
+
+            raise ValueError(
+                f"{d / 'posterior.json'} was saved by xtml {info.get('xtml_version', '?')} in posterior "
+                f"format {info.get('format_version')}; this xtml {__version__} reads format {FORMAT_VERSION}"
+                + (": upgrade xtml to load it" if int(info.get("format_version", 0)) > FORMAT_VERSION else "")
             )
         config = NPEConfig.from_dict(info["config"])
         box = BoxTransform.from_config(info["box"])
