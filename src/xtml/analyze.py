@@ -360,16 +360,8 @@ def analyze_files(
         raise ValueError(f"workers must be >= 1; got {workers}")
     loaded = [load_run(r, allow_uncalibrated=allow_uncalibrated) for r in runs]
     files = [Path(p) for p in paths]
-    batch_mission = None
-    if len(files) > 1:
-        try:
-            batch_mission = str(getattr(_read(files[0], energy_range), "mission", "") or "")
-        except Exception:  # the first file's own row reports it
-            batch_mission = None
-        if batch_mission is not None and batch_mission.lower() in ("", "unknown"):
-            batch_mission = None  # a file without a mission does not set the batch's mission
 
-    def one(path: Path) -> list[AnalysisRow]:
+    def one(path: Path, batch_mission: str | None) -> list[AnalysisRow]:
         return _analyze_one(
             path,
             loaded,
@@ -380,11 +372,17 @@ def analyze_files(
             plot_dir=None if plot_dir is None else Path(plot_dir),
         )
 
-    if workers == 1 or len(files) == 1:
-        results = [one(p) for p in files]
+    # the first file sets the batch's mission (read once: its own rows carry the mission it has)
+    first = one(files[0], None)
+    batch_mission: str | None = first[0].mission if first else None
+    if not batch_mission or batch_mission.lower() == "unknown":
+        batch_mission = None  # an unreadable file or one without a mission does not set it
+    rest = files[1:]
+    if workers == 1 or len(rest) <= 1:
+        results = [first] + [one(p, batch_mission) for p in rest]
     else:
         with ThreadPoolExecutor(max_workers=workers) as pool:
-            results = list(pool.map(one, files))
+            results = [first, *pool.map(lambda p: one(p, batch_mission), rest)]
     rows = [row for rows in results for row in rows]
     if plot_dir is not None:
         for run in loaded:
