@@ -82,7 +82,7 @@ def _light_run() -> Path:
 
     out = ROOT / "bench" / "out" / "report_run"
     run = out / "run"
-    if (run / "metrics.json").is_file():
+    if (run / "evaluation" / "metrics.json").is_file():
         return run
     out.mkdir(parents=True, exist_ok=True)
     data = simulate_dataset(
@@ -90,23 +90,20 @@ def _light_run() -> Path:
     )
     train_run(TrainConfig.from_dict(tomllib.loads(TRAIN)), data, run, overwrite=True, log=None)
     xtml(["evaluate", str(run), "--no-plots"])
-    from xtml.critique.run_scope import fit_run_scope
-
-    fit_run_scope(run)
     return run
 
 
 def main() -> dict[str, float]:
     env = os.environ.get("XTML_BENCH_REPORT_RUN")
     default = ROOT / "evals" / "out" / "detection" / "run_100000"
-    run = Path(env) if env else (default if (default / "metrics.json").is_file() else _light_run())
+    run = Path(env) if env else (default if (default / "evaluation" / "metrics.json").is_file() else _light_run())
     if not (run / "scope.json").is_file():
         from xtml.critique.run_scope import fit_run_scope
 
         fit_run_scope(run)
     import json
 
-    n_test = json.loads((run / "metrics.json").read_text())["n_test"]
+    n_test = json.loads((run / "evaluation" / "metrics.json").read_text())["n_test"]
     t = time.perf_counter()
     plot_evaluation(run)
     t_plots = time.perf_counter() - t

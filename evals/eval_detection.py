@@ -63,7 +63,7 @@ def main() -> None:
     simulate_dataset(dataset_config(), N, data, progress=True)
     t_sim = time.perf_counter() - t0
     run = WORK / f"run_{N}"
-    reuse = os.environ.get("XTML_EVAL_REUSE") == "1" and (run / "record.json").exists()
+    reuse = os.environ.get("XTML_EVAL_REUSE") == "1" and (run / "train.json").exists()
     t0 = time.perf_counter()
     if reuse:  # keep the trained models; the reference subset size may change (recorded as a reopening)
         config = json.loads((run / "config.json").read_text())

@@ -122,7 +122,7 @@ def speed_section(out: Path) -> dict:
         t = time.perf_counter()
         post.sample(x, N_SPEED, rng=k)
         times.append(time.perf_counter() - t)
-    record = json.loads((out / "record.json").read_text())
+    record = json.loads((out / ("sbi.json" if (out / "sbi.json").is_file() else "record.json")).read_text())
     return {
         "sample_10k_s": min(times),
         "sample_target_s": 0.050,

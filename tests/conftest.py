@@ -5,6 +5,14 @@ import pytest
 
 SEED = 20261121
 
+# stingray.modeling sets np.seterr("warn") for the whole process when first imported (tests compare with
+# its likelihoods): underflow then warns, and pytest turns warnings into errors in whatever test runs
+# next. Import it once here and restore numpy's defaults, so no test depends on the order of the others.
+_NUMPY_ERRORS = np.geterr()
+import stingray.modeling  # noqa: E402, F401
+
+np.seterr(**_NUMPY_ERRORS)
+
 
 @pytest.fixture
 def rng() -> np.random.Generator:

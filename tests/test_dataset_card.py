@@ -15,13 +15,15 @@ CONFIG = Path(__file__).resolve().parents[1] / "configs" / "default.toml"
 
 
 def test_simulate_writes_a_card_that_matches_the_data(tmp_path: Path, capsys) -> None:
-    out = tmp_path / "d.zarr"
+    run = tmp_path / "d"
     assert (
-        main(["simulate", str(CONFIG), "--n", "20", "--out", str(out), "--seed", "7", "--no-progress"]) == 0
+        main(["simulate", str(CONFIG), "--n", "20", "--out", str(run), "--seed", "7", "--no-progress"]) == 0
     )
+    out = run / "data.zarr"  # the store in the run folder
     assert f"card     {out / CARD_NAME}" in capsys.readouterr().out
     card = (out / CARD_NAME).read_text()
-    ds = open_dataset(out)
+    ds = open_dataset(run)
+    assert ds.path == out
     labels = np.asarray(ds.array("labels"))
     assert "20 simulated X-ray timing observations" in card
     assert "dataset seed 7" in card

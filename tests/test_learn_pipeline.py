@@ -115,18 +115,19 @@ def trained(strong, tmp_path_factory):
 def test_every_model_separates_strong_qpos_and_the_reference_is_in_the_table(trained):
     out = evaluate_run(trained)
     plot_evaluation(trained)
+    ev = trained / "evaluation"
     for name, m in out["models"].items():
         assert m["test"]["roc_auc"] > 0.99, name
     rows = {r["scorer"]: r for r in out["comparison"]["rows"]}
     assert REFERENCE_NAME in rows
     assert rows[REFERENCE_NAME]["roc_auc"] > 0.99
     assert out["reference"]["time_per_spectrum_s"] > 0
-    summary = (trained / "summary.txt").read_text()
+    summary = (ev / "summary.txt").read_text()
     assert "TPR@1%FPR" in summary
     assert "reference" in summary
     for plot in ("roc.png", "pr.png", "reliability.png", "confusion_cnn.png", "importance_logistic.png"):
-        assert (trained / "plots" / plot).stat().st_size > 1000, plot
-    record = json.loads((trained / "record.json").read_text())
+        assert (ev / "plots" / plot).stat().st_size > 1000, plot
+    record = json.loads((trained / "train.json").read_text())
     assert "+-" in record["models"]["logistic"]["cv"]["summary"]["roc_auc"]
     assert set(record["models"]["logistic"]["search"]["best_params"]) == {"model__C"}
     # the test set is opened once; reopening needs a reason and is recorded

@@ -62,11 +62,11 @@ def test_regression_with_uncertainties_and_the_fit_reference(tmp_path):
     assert ok >= 15
     # most fits of the generating model find the QPO: the median error of log10(nu0) is small (a few
     # fits lock onto another peak of a weak QPO: the rmse, in the summary, shows them)
-    with np.load(tmp_path / "run" / "test_predictions.npz") as f:
+    with np.load(tmp_path / "run" / "evaluation" / "test_predictions.npz") as f:
         truth = f["y"][f["reference/subset"], 0]
         found = f["reference/pred"][:, 0]
     assert np.median(np.abs(found - truth)) < 0.05
-    summary = (tmp_path / "run" / "summary.txt").read_text()
+    summary = (tmp_path / "run" / "evaluation" / "summary.txt").read_text()
     assert "reference fit" in summary
 
 

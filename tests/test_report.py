@@ -46,7 +46,7 @@ def _check_report(run: Path, capsys: pytest.CaptureFixture[str]) -> str:
 
 def test_learn_report(learn_run: Path, capsys: pytest.CaptureFixture[str]) -> None:
     page = _check_report(learn_run, capsys)
-    metrics = json.loads((learn_run / "metrics.json").read_text())
+    metrics = json.loads((learn_run / "evaluation" / "metrics.json").read_text())
     # the lessons are the comparison's verdicts, not hand-written text
     verdicts = metrics["comparison"]["verdict"].splitlines()
     assert all(v.replace("+-", "+-") in page.replace("&#x27;", "'") for v in verdicts[:2])

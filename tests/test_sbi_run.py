@@ -140,6 +140,9 @@ def test_run_folder_holds_the_posterior_its_checks_and_their_hashes(run):
     for name in (
         "config.toml",
         "config.json",
+        "scenario.toml",
+        "sbi.json",
+        "scope.json",
         "posterior/weights.safetensors",
         "posterior/posterior.json",
         "posterior/inputs.json",
@@ -239,7 +242,7 @@ def _replace(ps, **changes):
 def test_tampered_posterior_files_are_refused(run, tmp_path):
     copy = tmp_path / "copy"
     shutil.copytree(run / "posterior", copy / "posterior")
-    for name in ("manifest.json", "calibration.json", "config.json"):
+    for name in ("manifest.json", "calibration.json", "config.json", "record.json"):
         shutil.copyfile(run / name, copy / name)
     load_run_posterior(copy, allow_uncalibrated=True)  # the untouched copy loads
     weights = copy / "posterior" / "weights.safetensors"

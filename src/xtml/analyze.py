@@ -84,12 +84,23 @@ class LoadedRun:
 
 
 def load_run(run_dir: str | Path, *, allow_uncalibrated: bool = False) -> LoadedRun:
-    """Load a run's model, training grid and scope gate (every file checked against its hash)."""
+    """Load a run's model, training grid and scope gate (every file checked against its hash).
+
+    ``run_dir`` is a run folder or a bundle (``xtml export``, ``*.xtml.zip``), which is checked and
+    unpacked into a temporary folder first (:func:`xtml.runs.bundle.open_bundle`).  A run that did not
+    finish, or whose model files differ from its record, is refused.
+    """
     from xtml.critique.run_scope import SCOPE_FILE, load_run_scope, run_kind
     from xtml.data.config import SimulationConfig
+    from xtml.runs import check_files
 
     run = Path(run_dir)
+    if run.is_file():
+        from xtml.runs.bundle import open_bundle
+
+        run = open_bundle(run)
     kind = run_kind(run)
+    check_files(run, [SCOPE_FILE, "config.json"])
     loaded = load_run_scope(run)
     if loaded is None:
         raise ValueError(
@@ -110,12 +121,12 @@ def load_run(run_dir: str | Path, *, allow_uncalibrated: bool = False) -> Loaded
             raise ValueError(str(err)) from None
         return out
     from xtml.learn.calibration import ScoreCalibrator
+    from xtml.learn.evaluate import evaluation_dir
     from xtml.learn.persist import load_model
 
-    metrics_path = run / "metrics.json"
-    if not metrics_path.is_file():
-        raise ValueError(f"{run} has not been evaluated (no metrics.json): run `xtml evaluate {run}` first")
-    metrics = json.loads(metrics_path.read_text())
+    check_files(run, ["models/", "train.json"])
+    check_files(evaluation_dir(run), ["metrics.json"])
+    metrics = json.loads((evaluation_dir(run) / "metrics.json").read_text())
     rows = metrics.get("comparison", {}).get("rows", [])
     ml = [r for r in rows if r["scorer"] in metrics["models"]]
     out.model_name = max(ml, key=lambda r: r["tpr_at_fpr"])["scorer"] if ml else next(iter(metrics["models"]))

@@ -14,11 +14,12 @@ __all__ = ["build_parser", "main"]
 
 
 def _cmd_simulate(args: argparse.Namespace) -> int:
-    from xtml.data import load_config, open_dataset, simulate_dataset
+    from xtml.data import load_config, open_dataset
+    from xtml.data.simrun import simulate_run
 
     config = load_config(args.config)
     try:
-        path = simulate_dataset(
+        run = simulate_run(
             config,
             args.n,
             args.out,
@@ -26,14 +27,16 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
             chunk_size=args.chunk_size,
             overwrite=args.overwrite,
             progress=not args.no_progress,
+            command=args.argv,
         )
     except KeyboardInterrupt:
         print(
-            f"\ninterrupted: finished chunks are kept in {args.out}; run the same command again to resume",
+            f"\ninterrupted: finished chunks are kept in {args.out} (run recorded as incomplete); run the "
+            "same command again to resume",
             file=sys.stderr,
         )
         return 130
-    ds = open_dataset(path)
+    ds = open_dataset(run)
     labels = ds.array("labels")
     counts = ", ".join(f"{name}: {(labels == k).sum()}" for k, name in enumerate(ds.class_names))
     splits = ", ".join(f"{s}: {ds.split_indices(s).size}" for s in ("train", "validation", "test"))
@@ -43,13 +46,11 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
         if n_obs == ds.n
         else f"{ds.n} spectra of {n_obs} simulated observations"
     )
-    print(f"wrote {what} to {path}")
+    print(f"wrote {what} to {ds.path} (run folder {run})")
     print(f"  classes  {counts}")
     print(f"  splits   {splits}")
     print(f"  spectra  {ds.array('freq').size} frequencies, norm {ds.config.observation.norm}")
-    from xtml.data.card import write_dataset_card
-
-    print(f"  card     {write_dataset_card(path)}")
+    print(f"  card     {ds.path / 'DATASET_CARD.md'}")
     return 0
 
 
@@ -59,13 +60,12 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
     config = load_train_config(args.config)
     run = train_run(
-        config, args.data, args.out, overwrite=args.overwrite, log=None if args.no_progress else print
-    )
-    from xtml.critique.run_scope import fit_run_scope
-
-    scope = fit_run_scope(run)
-    print(
-        f"scope gate: flags {100 * scope['flag_rate']:.1f}% of the {scope['n_held_out']} validation spectra"
+        config,
+        args.data,
+        args.out,
+        overwrite=args.overwrite,
+        log=None if args.no_progress else print,
+        command=args.argv,
     )
     print(f"trained {len(config.models)} model(s) into {run}; next: xtml evaluate {run}")
     return 0
@@ -74,22 +74,24 @@ def _cmd_train(args: argparse.Namespace) -> int:
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     import json
 
-    from xtml.learn.evaluate import EvaluationLockError, evaluate_run
+    from xtml.learn.evaluate import EvaluationLockError, evaluate_run, evaluation_dir
+    from xtml.runs import load_record
 
     try:
-        out = evaluate_run(args.run, reopen=args.reopen)
+        out = evaluate_run(args.run, reopen=args.reopen, plots=not args.no_plots, command=args.argv)
     except EvaluationLockError as err:
         raise ValueError(str(err)) from None
-    if not args.no_plots:
-        from xtml.critique import plot_evaluation
-
-        out["plots"] = plot_evaluation(args.run)
+    ev = evaluation_dir(args.run)
     if args.json:
-        print(json.dumps(json.loads((Path(args.run) / "metrics.json").read_text()), indent=1))
+        print(json.dumps(json.loads((ev / "metrics.json").read_text()), indent=1))
     else:
-        print((Path(args.run) / "summary.txt").read_text(), end="")
+        print((ev / "summary.txt").read_text(), end="")
         if out.get("plots"):
-            print(f"plots: {Path(args.run) / 'plots'}")
+            print(f"plots: {ev / 'plots'}")
+        record = load_record(ev)
+        for check in record.failed_checks:
+            print(f"FAILED CHECK {check.name}: {check.detail}")
+        print(f"evaluation run {ev}: {record.status}")
     return 0
 
 
@@ -141,27 +143,18 @@ def _cmd_sbi_train(args: argparse.Namespace) -> int:
             overwrite=args.overwrite,
             log=None if args.no_progress else print,
             n_threads=args.threads,
+            command=args.argv,
         )
     except KeyboardInterrupt:
         print(
-            f"\ninterrupted: finished simulation chunks are kept in {args.out}; run the same command "
-            "again to "
-            "resume",
+            f"\ninterrupted: finished simulation chunks are kept in {args.out} (run recorded as "
+            "incomplete); run the same command again to resume",
             file=sys.stderr,
         )
         return 130
-    import json
+    from xtml.runs import load_record
 
-    from xtml.critique.run_scope import fit_run_scope
-
-    scope = fit_run_scope(run)
-    if not args.no_progress:
-        print(
-            f"scope gate: {scope['n_components']} principal components; flags "
-            f"{100 * scope['flag_rate']:.1f}% of the {scope['n_held_out']} held-out test observations"
-        )
-    status = json.loads((run / "calibration.json").read_text())["status"]
-    if status != "passed":
+    if load_record(run).status != "complete":
         print(f"CALIBRATION FAILED: the posterior in {run} must not be used (see {run / 'summary.txt'})")
         return 1
     print(f"next: xtml sbi infer {run} OBSERVATION")
@@ -177,6 +170,10 @@ def _cmd_sbi_infer(args: argparse.Namespace) -> int:
     from xtml.sbi.infer import infer
     from xtml.sbi.run import UncalibratedPosteriorError
 
+    if args.run.is_file():  # a bundle (xtml export): checked, then unpacked into a temporary run folder
+        from xtml.runs.bundle import open_bundle
+
+        args.run = open_bundle(args.run)
     try:
         result = infer(
             args.run,
@@ -296,6 +293,70 @@ def _cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_runs(args: argparse.Namespace) -> int:
+    from xtml.runs import compare_runs, list_runs, show_run, verify_files
+
+    if args.runs_command == "list":
+        records = list_runs(args.root)
+        if not records:
+            print(f"no runs under {args.root}")
+            return 0
+        rows = [("STATUS", "KIND", "CREATED", "RUN", "FOLDER")]
+        for r in records:
+            status = r.status.upper() if r.status != "complete" else r.status
+            if r.status == "failed-check":
+                status += " (" + ", ".join(c.name for c in r.failed_checks) + ")"
+            rows.append((status, r.kind, r.created, r.run_id, str(r.path)))
+        widths = [max(len(row[i]) for row in rows) for i in range(4)]
+        for row in rows:
+            print("  ".join(f"{v:<{w}}" for v, w in zip(row[:4], widths, strict=True)) + "  " + row[4])
+        return 0
+    if args.runs_command == "show":
+        print(show_run(args.run))
+        return 0
+    if args.runs_command == "compare":
+        print(compare_runs(args.runs))
+        return 0
+    bad = verify_files(args.run)
+    if bad:
+        print(f"{args.run}: {len(bad)} file(s) differ from the record: " + ", ".join(bad))
+        return 1
+    print(f"{args.run}: every recorded file matches its hash")
+    return 0
+
+
+def _cmd_reproduce(args: argparse.Namespace) -> int:
+    from xtml.runs.reproduce import reproduce_run
+
+    result = reproduce_run(
+        args.run,
+        args.out,
+        rtol=args.rtol,
+        overwrite=args.overwrite,
+        log=None if args.no_progress else print,
+    )
+    print(result.to_text())
+    return 0 if result.reproduced_ok else 1
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    from xtml.runs.bundle import export_run
+
+    out = export_run(args.run, args.out)
+    print(f"wrote {out} ({out.stat().st_size / 1e6:.2f} MB); use it with: xtml analyze FILE --run {out}")
+    return 0
+
+
+def _cmd_import(args: argparse.Namespace) -> int:
+    from xtml.runs import show_run
+    from xtml.runs.bundle import import_bundle
+
+    run = import_bundle(args.bundle, args.to, overwrite=args.overwrite)
+    print(f"checked and unpacked {args.bundle} into {run}")
+    print(show_run(run))
+    return 0
+
+
 def _cmd_demo(args: argparse.Namespace) -> int:
     from xtml.demo import run_demo
 
@@ -324,7 +385,13 @@ def build_parser() -> argparse.ArgumentParser:
         "config", type=Path, help="simulation configuration, a TOML file (e.g. configs/default.toml)"
     )
     sim.add_argument("--n", type=int, required=True, help="number of simulated observations (>= 1)")
-    sim.add_argument("--out", type=Path, required=True, help="output store directory, e.g. data/train.zarr")
+    sim.add_argument(
+        "--out",
+        type=Path,
+        required=True,
+        help="run folder, e.g. runs/qpo: record.json, config.toml and the store data.zarr (every --data "
+        "option takes the folder)",
+    )
     sim.add_argument(
         "--seed", type=int, default=None, help="random seed (default: [dataset] seed of the config)"
     )
@@ -334,7 +401,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="observations per chunk, the unit of work and of resumption (default: [dataset] chunk_size)",
     )
-    sim.add_argument("--overwrite", action="store_true", help="delete an existing store at --out first")
+    sim.add_argument("--overwrite", action="store_true", help="replace a finished run at --out")
     sim.add_argument("--no-progress", action="store_true", help="do not show the progress bar")
     sim.set_defaults(func=_cmd_simulate)
 
@@ -449,7 +516,9 @@ def build_parser() -> argparse.ArgumentParser:
         "loudly when it does not. Exit status 1 if the posterior is uncalibrated (only with "
         "--allow-uncalibrated) or the observation is out of scope.",
     )
-    sbi_infer.add_argument("run", type=Path, help="run folder written by `xtml sbi train`")
+    sbi_infer.add_argument(
+        "run", type=Path, help="run folder written by `xtml sbi train`, or its bundle (xtml export)"
+    )
     sbi_infer.add_argument("inputs", type=Path, nargs="+", help="a dataset (DIR.zarr) or event file(s)")
     sbi_infer.add_argument("--index", type=int, default=0, help="datasets: the row to analyse (default 0)")
     sbi_infer.add_argument("--n-samples", type=int, default=10_000, help="posterior samples (default 10000)")
@@ -473,7 +542,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     analyze.add_argument("files", nargs="+", help="event or light-curve files, or glob patterns (quoted)")
     analyze.add_argument(
-        "--run", type=Path, action="append", required=True, help="trained run folder (repeat for several)"
+        "--run",
+        type=Path,
+        action="append",
+        required=True,
+        help="trained run folder or bundle (xtml export; repeat for several)",
     )
     analyze.add_argument("--energy", type=float, nargs=2, metavar=("LO", "HI"), help="energy band, keV")
     analyze.add_argument("--workers", type=int, default=2, help="files analysed at once (default 2)")
@@ -504,6 +577,74 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--seed", type=int, default=0, help="seed of the row subset and t-SNE (default 0)")
     report.set_defaults(func=_cmd_report)
 
+    runs = sub.add_parser(
+        "runs",
+        help="list, show, compare and verify recorded runs",
+        description="Every xtml command that makes something (simulate, train, evaluate, sbi train) records "
+        "a run: record.json with the resolved configuration, seeds, versions, platform, git revision, input "
+        "hashes, metrics, checks and the hash of every produced file. Runs that failed a check or stopped "
+        "stay listed, marked.",
+    )
+    runs_sub = runs.add_subparsers(dest="runs_command", metavar="ACTION", required=True)
+    runs_list = runs_sub.add_parser("list", help="every run under a folder, oldest first, with its status")
+    runs_list.add_argument("root", type=Path, nargs="?", default=Path("runs"), help="folder (default runs/)")
+    runs_show = runs_sub.add_parser("show", help="one run: command, versions, seeds, inputs, metrics, checks")
+    runs_show.add_argument("run", type=Path, help="run folder")
+    runs_compare = runs_sub.add_parser(
+        "compare", help="runs side by side: the configuration keys that differ, and every metric"
+    )
+    runs_compare.add_argument("runs", type=Path, nargs="+", help="two or more run folders")
+    runs_verify = runs_sub.add_parser(
+        "verify", help="check every file of a finished run against its recorded hash (exit 1 if any differs)"
+    )
+    runs_verify.add_argument("run", type=Path, help="run folder")
+    runs.set_defaults(func=_cmd_runs)
+
+    reproduce = sub.add_parser(
+        "reproduce",
+        help="re-execute a run from its record and check that it agrees",
+        description="Run a simulate, train (with its evaluation) or sbi run again from its record alone, "
+        "into another folder, then compare: produced datasets must hash the same; model files and metrics "
+        "are compared bit for bit, and metrics that are not identical must agree within --rtol. The verdict "
+        "(bit-for-bit, within tolerance, not reproduced) is printed and written to reproduction.json. "
+        "Exit status 1 if not reproduced.",
+    )
+    reproduce.add_argument("run", type=Path, help="run folder")
+    reproduce.add_argument(
+        "--out", type=Path, default=None, help="folder of the new run (default: RUN.reproduced beside it)"
+    )
+    reproduce.add_argument(
+        "--rtol", type=float, default=1e-6, help="relative tolerance for metrics (default 1e-6)"
+    )
+    reproduce.add_argument("--overwrite", action="store_true", help="replace an existing --out")
+    reproduce.add_argument("--no-progress", action="store_true", help="quiet")
+    reproduce.set_defaults(func=_cmd_reproduce)
+
+    export = sub.add_parser(
+        "export",
+        help="pack a trained run into one safe, shareable bundle (model.xtml.zip)",
+        description="Pack a finished training run (with its evaluation) or SBI run: record and "
+        "configuration, model files (safetensors, skops with a type allow-list, JSON; never pickle), "
+        "model card, dataset card, training domain and scope gate with a sample of the training inputs, "
+        "and BUNDLE.json with the hash of every member. Use it with `xtml analyze FILE --run "
+        "model.xtml.zip` or `xtml import`.",
+    )
+    export.add_argument("run", type=Path, help="run folder (xtml train + evaluate, or xtml sbi train)")
+    export.add_argument("--out", type=Path, required=True, help="bundle file, e.g. model.xtml.zip")
+    export.set_defaults(func=_cmd_export)
+
+    import_ = sub.add_parser(
+        "import",
+        help="check a bundle and unpack it into a run folder",
+        description="Check a bundle before anything is unpacked (every member against BUNDLE.json and the "
+        "run record; no pickle data, links, paths outside the bundle or unexpected file types) and unpack "
+        "it into a run folder that xtml analyze, xtml sbi infer and xtml report use like the original.",
+    )
+    import_.add_argument("bundle", type=Path, help="bundle file (xtml export)")
+    import_.add_argument("--to", type=Path, required=True, help="run folder to create")
+    import_.add_argument("--overwrite", action="store_true", help="replace a non-empty --to")
+    import_.set_defaults(func=_cmd_import)
+
     demo = sub.add_parser(
         "demo",
         help="run the whole available loop on the built-in default and write a report",
@@ -527,6 +668,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.argv = ["xtml", *(sys.argv[1:] if argv is None else argv)]
     try:
         return int(args.func(args))
     except ValueError as err:

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from xtml.data import SPLIT_NAMES, load_config, open_dataset, simulate_dataset
+from xtml.data import SPLIT_NAMES, load_config, open_dataset
 from xtml.data.expect import expected_spectra
 from xtml.report import Section, figure_html, table_html, write_report
 
@@ -76,14 +76,9 @@ def _learn(data: Path, run: Path, *, seed: int, progress: bool) -> dict[str, Any
     from xtml.learn.train import train_run
 
     config = TrainConfig.from_dict(tomllib.loads(DEMO_TRAIN))
+    # a re-run of the demo retrains from scratch (the old run, its test opening included, is replaced)
     train_run(config, data, run, overwrite=True, log=print if progress else None)
-    opened = run / "test_opened.json"
-    if opened.exists():  # a re-run of the demo retrains from scratch: a fresh test opening
-        opened.unlink()
-    result = evaluate_run(run)
-    from xtml.critique import plot_evaluation
-
-    plot_evaluation(run)
+    result = evaluate_run(run, plots=True)
     rows = {r["scorer"]: r for r in result["comparison"]["rows"]}
     ref = rows[REFERENCE_NAME]
     best = max((n for n in rows if n != REFERENCE_NAME), key=lambda n: rows[n]["tpr_at_fpr"])
@@ -98,9 +93,13 @@ def _learn(data: Path, run: Path, *, seed: int, progress: bool) -> dict[str, Any
     parts = [
         f"<p>{html.escape(verdict)}</p>",
         f"<pre>{html.escape(result['comparison']['text'])}</pre>",
-        "".join(image_html(run / "plots" / name, name) for name in ("roc.png", "reliability.png")),
+        "".join(
+            image_html(run / "evaluation" / "plots" / name, name) for name in ("roc.png", "reliability.png")
+        ),
     ]
-    record = json.loads((run / "record.json").read_text())
+    from xtml.learn.train import load_train_record
+
+    record = load_train_record(run)
     return {
         "html": "\n".join(parts),
         "verdict": verdict,
@@ -114,10 +113,13 @@ def _learn(data: Path, run: Path, *, seed: int, progress: bool) -> dict[str, Any
 def _real_observation(run: Path) -> dict[str, Any]:
     """Scope gate and report of the detection run, then one real event file through it."""
     from xtml.analyze import analyze_files, rows_table, stingray_observation
-    from xtml.critique.run_scope import fit_run_scope
+    from xtml.critique.run_scope import load_run_scope
     from xtml.report.run_report import build_report
 
-    scope = fit_run_scope(run)
+    loaded = load_run_scope(run)  # fitted by train_run
+    if loaded is None:
+        raise ValueError(f"the demo's training run {run} has no scope gate (scope.json)")
+    scope = loaded[1]
     report = build_report(run)
     rows = analyze_files([stingray_observation("xmm_test.fits")], [run])
     table = rows_table(rows)
@@ -150,10 +152,9 @@ def run_demo(out: Path, *, n: int = 2000, seed: int = 20261121, progress: bool =
     out.mkdir(parents=True, exist_ok=True)
     config = load_config(default_config_path())
     print(f"[1/5] simulating {n} observations from {default_config_path().name} ...", flush=True)
-    path = simulate_dataset(config, n, out / "dataset.zarr", seed=seed, progress=progress)
-    from xtml.data.card import write_dataset_card
+    from xtml.data.simrun import simulate_run
 
-    write_dataset_card(path)
+    path = simulate_run(config, n, out / "data", seed=seed, overwrite=True, progress=progress)
     t_sim = time.perf_counter() - t0
     ds = open_dataset(path)
     labels = ds.array("labels")

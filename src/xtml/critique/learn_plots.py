@@ -167,7 +167,8 @@ def _save(ax: Axes, path: Path) -> str:
 
 
 def plot_evaluation(run_dir: str | Path) -> list[str]:
-    """Every diagnostic plot of an evaluated training run into ``RUN_DIR/plots``; returns the file names.
+    """Every diagnostic plot of an evaluated training run into ``RUN_DIR/evaluation/plots``; returns the
+    file names.
 
     Detection: ROC and precision-recall curves of the models and the likelihood-ratio test on the same
     spectra, the reliability diagram of the calibrated probabilities, confusion matrices; state: confusion
@@ -177,13 +178,16 @@ def plot_evaluation(run_dir: str | Path) -> list[str]:
 
     matplotlib.use("Agg")
     run = Path(run_dir)
-    metrics = json.loads((run / "metrics.json").read_text())
-    importances = json.loads((run / "importances.json").read_text())
-    out_dir = run / "plots"
+    from xtml.learn.evaluate import evaluation_dir
+
+    ev = evaluation_dir(run)
+    metrics = json.loads((ev / "metrics.json").read_text())
+    importances = json.loads((ev / "importances.json").read_text())
+    out_dir = ev / "plots"
     out_dir.mkdir(exist_ok=True)
     files: list[str] = []
     names = metrics["names"]
-    with np.load(run / "test_predictions.npz", allow_pickle=False) as f:
+    with np.load(ev / "test_predictions.npz", allow_pickle=False) as f:
         arrays = {k: f[k] for k in f.files}
     y = arrays["y"]
     if metrics["task"] == "detect":

@@ -55,12 +55,11 @@ def run_kind(run: Path) -> str:
     """``"sbi"`` or ``"learn"``; ``ValueError`` for a folder that is neither."""
     if (run / "posterior").is_dir() and (run / "manifest.json").is_file():
         return "sbi"
-    record = run / "record.json"
-    if record.is_file() and json.loads(record.read_text()).get("kind") == "train":
+    if (run / "train.json").is_file():
         return "learn"
     raise ValueError(
         f"{run} is neither a finished `xtml sbi train` run (posterior/ and manifest.json) nor an "
-        "`xtml train` run (record.json of kind 'train')"
+        "`xtml train` run (train.json)"
     )
 
 
@@ -143,8 +142,9 @@ def _fit_learn(
     from xtml.data import open_dataset
     from xtml.learn.config import TrainConfig
     from xtml.learn.tasks import load_task
+    from xtml.learn.train import load_train_record
 
-    record = json.loads((run / "record.json").read_text())
+    record = load_train_record(run)
     config = TrainConfig.from_dict(json.loads((run / "config.json").read_text()))
     ds = open_dataset(record["dataset"]["path"])
     td = load_task(ds, config.task)

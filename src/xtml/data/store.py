@@ -53,9 +53,11 @@ from xtml.simulate import observe, simulate_rate
 from xtml.timing import PowerSpectrum, cospectrum, fad_correct, periodogram
 
 __all__ = [
+    "DATA_NAME",
     "SPLIT_NAMES",
     "IncompleteDatasetError",
     "SimDataset",
+    "dataset_path",
     "open_dataset",
     "simulate_chunk",
     "simulate_dataset",
@@ -64,6 +66,8 @@ __all__ = [
 
 SPLIT_NAMES = ("train", "validation", "test")
 FORMAT_VERSION = 1
+#: the store inside the run folder of ``xtml simulate`` (:func:`xtml.data.simrun.simulate_run`)
+DATA_NAME = "data.zarr"
 
 
 class IncompleteDatasetError(ValueError):
@@ -437,15 +441,25 @@ class SimDataset:
         )
 
 
+def dataset_path(path: str | Path) -> Path:
+    """The Zarr store that ``path`` names: the store itself, or the ``data.zarr`` of an ``xtml simulate``
+    run folder.  Raises ``ValueError`` if it does not exist."""
+    p = Path(path)
+    if not p.exists():
+        raise ValueError(f"dataset {str(p)!r} does not exist")
+    if p.is_dir() and not (p / "zarr.json").is_file() and (p / DATA_NAME).is_dir():
+        return p / DATA_NAME
+    return p
+
+
 def open_dataset(path: str | Path, *, allow_incomplete: bool = False) -> SimDataset:
-    """Open a dataset written by :func:`simulate_dataset`.
+    """Open a dataset written by :func:`simulate_dataset` (the store, or the run folder of
+    ``xtml simulate`` that holds it as ``data.zarr``).
 
     Raises :class:`IncompleteDatasetError` if any chunk is unfinished (unless
     ``allow_incomplete``), and ``ValueError`` if ``path`` is not an xtml dataset.
     """
-    p = Path(path)
-    if not p.exists():
-        raise ValueError(f"dataset {str(p)!r} does not exist")
+    p = dataset_path(path)
     try:
         g = zarr.open_group(str(p), mode="r")
         meta = dict(g.attrs["xtml"])  # type: ignore[arg-type]

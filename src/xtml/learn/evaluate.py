@@ -8,12 +8,18 @@ what cost per spectrum.  For regression the reference is the maximum-likelihood 
 
 The test set is opened once: ``test_opened.json`` in the run folder records when and why; a second
 evaluation is refused unless a reason to reopen is given, and every opening stays listed.
+
+The evaluation is a recorded run of its own (:mod:`xtml.runs`, kind ``"evaluate"``) nested in the training
+run, ``RUN/evaluation/``: ``metrics.json``, ``summary.txt``, ``test_predictions.npz``, ``importances.json``
+and ``plots/``.  Its record has the check ``reference_beaten``: a run whose models do not beat the
+classical reference stays listed, marked ``failed-check``.
 """
 
 from __future__ import annotations
 
 import json
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -30,9 +36,21 @@ from xtml.learn.persist import load_model
 from xtml.learn.tasks import TaskData, load_task
 from xtml.learn.train import json_ready
 
-__all__ = ["EvaluationLockError", "evaluate_run", "reference_scores"]
+__all__ = ["EVALUATION_DIR", "EvaluationLockError", "evaluate_run", "evaluation_dir", "reference_scores"]
 
 REFERENCE_NAME = "LRT (reference)"
+EVALUATION_DIR = "evaluation"
+
+
+def evaluation_dir(run_dir: str | Path, *, required: bool = True) -> Path:
+    """The evaluation folder of a training run; ``ValueError`` if it has not been evaluated (``required``)."""
+    ev = Path(run_dir) / EVALUATION_DIR
+    if required and not (ev / "metrics.json").is_file():
+        raise ValueError(
+            f"{run_dir} has not been evaluated (no {ev / 'metrics.json'}): "
+            f"run `xtml evaluate {run_dir}` first"
+        )
+    return ev
 
 
 class EvaluationLockError(RuntimeError):
@@ -139,25 +157,93 @@ def _importances(model: Any) -> tuple[list[str], NDArray[np.float64]] | None:
     return None
 
 
-def evaluate_run(run_dir: str | Path, *, reopen: str | None = None) -> dict[str, Any]:
+def evaluate_run(
+    run_dir: str | Path,
+    *,
+    reopen: str | None = None,
+    plots: bool = False,
+    command: Sequence[str] | None = None,
+) -> dict[str, Any]:
     """Evaluate every model of a training run on its locked test set (module docstring).
 
-    Returns the metrics, also written to ``metrics.json`` with ``summary.txt``; the test predictions
-    and scores go to ``test_predictions.npz`` and feature importances to ``importances.json``, from
-    which :func:`xtml.critique.learn_plots.plot_evaluation` draws the diagnostic plots.  Raises
-    :class:`EvaluationLockError` on a second evaluation without ``reopen``.
+    Writes the evaluation run ``RUN/evaluation/`` (:func:`evaluation_dir`): the metrics, also returned,
+    in ``metrics.json`` with ``summary.txt``; the test predictions and scores in ``test_predictions.npz``,
+    feature importances in ``importances.json`` and, with ``plots``, the diagnostic plots of
+    :func:`xtml.critique.learn_plots.plot_evaluation`.  Raises :class:`EvaluationLockError` on a second
+    evaluation without ``reopen``, and ``ValueError`` for a folder that is not a finished training run.
     """
+    from xtml.data.simrun import api_command
+    from xtml.learn.train import load_train_record
+    from xtml.runs import load_record, run_folder
+
     run = Path(run_dir)
-    if not (run / "record.json").is_file():
-        raise ValueError(f"{run} is not a training run (no record.json); run `xtml train` first")
-    record = json.loads((run / "record.json").read_text())
+    train_record = load_record(run)
+    if train_record.status not in ("complete", "failed-check"):
+        raise ValueError(
+            f"the training run {run} did not finish (status {train_record.status}); train it again"
+        )
+    record = load_train_record(run)
+    from xtml.runs import check_files
+
+    check_files(run, ["models/", "split.npz", "config.json", "train.json"])
     config = TrainConfig.from_dict(json.loads((run / "config.json").read_text()))
     dataset = Path(record["dataset"]["path"])
-    td = load_task(open_dataset(dataset), config.task)
+    ds = open_dataset(dataset)
+    openings = _open_test(run, reopen)
+    cmd = command or api_command("learn.evaluate_run", run=run, reopen=reopen)
+    with run_folder(
+        run / EVALUATION_DIR,
+        "evaluate",
+        command=cmd,
+        config={"train_run_id": train_record.run_id, "reopen": reopen, "plots": plots},
+        seeds={"reference_subset_and_bootstrap": config.seed},
+        inputs={"train_run": run, "data": ds.path},
+        overwrite=True,  # the test-set lock above already allowed this opening
+    ) as writer:
+        out = _evaluate(run, writer.path, record, config, ds, openings)
+        writer.add_metrics({k: v for k, v in json_ready(out).items() if k != "openings"})
+        passed, detail = _reference_check(out)
+        if passed is not None:
+            writer.add_check("reference_beaten", passed, detail)
+        if plots:
+            from xtml.critique import plot_evaluation
+
+            out["plots"] = plot_evaluation(run)
+    return out
+
+
+def _reference_check(out: dict[str, Any]) -> tuple[bool | None, str]:
+    """Whether a model beat the classical reference, with the verdicts (None: no reference was run)."""
+    if "comparison" in out and "reference" in out:
+        rows = out["comparison"]["verdict"].splitlines()
+        better = [v for v in rows if " is better than the reference " in v and "TPR" in v]
+        return bool(better), "; ".join(better or rows)
+    ref = out.get("reference")
+    if ref is not None and ref.get("test") == "fit":
+        ref_rmse = np.asarray(ref["metrics"]["rmse"], dtype=float)
+        detail, passed = [], False
+        for name, m in ref["models_on_same_spectra"].items():
+            rmse = np.asarray(m["rmse"], dtype=float)
+            wins = bool(np.all(rmse < ref_rmse))
+            passed |= wins
+            detail.append(f"{name} RMSE {np.round(rmse, 4).tolist()} vs fit {np.round(ref_rmse, 4).tolist()}")
+        return passed, "; ".join(detail)
+    return None, ""
+
+
+def _evaluate(
+    run: Path,
+    ev: Path,
+    record: dict[str, Any],
+    config: TrainConfig,
+    ds: Any,
+    openings: list[dict[str, Any]],
+) -> dict[str, Any]:
+    dataset = Path(ds.path)
+    td = load_task(ds, config.task)
     with np.load(run / "split.npz", allow_pickle=False) as split:
         used = np.union1d(split["train"], split["validation"])
     test = np.flatnonzero(~np.isin(td.rows, used))
-    openings = _open_test(run, reopen)
     y = td.y[test]
     out: dict[str, Any] = {"task": config.task.kind, "names": list(td.names), "n_test": len(test)}
     out |= {"openings": openings, "models": {}, "log_targets": td.log_targets}
@@ -239,10 +325,10 @@ def evaluate_run(run_dir: str | Path, *, reopen: str | None = None) -> dict[str,
             }
             out["reference"] = ref
             arrays["reference/subset"], arrays["reference/pred"], arrays["reference/std"] = subset, value, err
-    np.savez(run / "test_predictions.npz", **arrays)
-    (run / "importances.json").write_text(json.dumps(importances, indent=1))
-    (run / "metrics.json").write_text(json.dumps(json_ready(out), indent=1))
-    (run / "summary.txt").write_text(summary_text(out, td))
+    np.savez(ev / "test_predictions.npz", **arrays)
+    (ev / "importances.json").write_text(json.dumps(importances, indent=1))
+    (ev / "metrics.json").write_text(json.dumps(json_ready(out), indent=1))
+    (ev / "summary.txt").write_text(summary_text(out, td))
     return out
 
 

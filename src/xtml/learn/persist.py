@@ -4,7 +4,8 @@ A fitted pipeline is written to a folder:
 
 * ``pipeline.skops``: the scikit-learn steps (for a network: the steps before it), loaded with
   ``skops.io.load`` after checking that every type it contains is a scikit-learn, numpy or
-  ``xtml.learn`` type (anything else, e.g. a smuggled ``os.system``, is refused);
+  ``xtml.learn`` *class* (anything else, e.g. a smuggled ``os.system``, ``builtins.exec`` or
+  ``numpy.load``, is refused);
 * ``network.safetensors`` + ``network.json``: the weights of a :mod:`xtml.learn.cnn` network and its
   parameters and fitted arrays (plain numbers);
 * ``manifest.json``: the files with their SHA-256, checked before anything is loaded.
@@ -27,6 +28,22 @@ __all__ = ["IncompatibleModelError", "UnsafeModelError", "file_sha256", "load_mo
 MODEL_FORMAT_VERSION = 1  # of the model folder (manifest, pipeline.skops, network files); bump on a change
 
 _TRUSTED_PREFIXES = ("sklearn.", "xtml.learn.", "numpy.", "builtins.", "scipy.sparse.")
+_PLAIN_BUILTINS = (
+    slice,
+    range,
+    frozenset,
+    set,
+    complex,
+    bytes,
+    bytearray,
+    tuple,
+    list,
+    dict,
+    int,
+    float,
+    str,
+    bool,
+)
 _PLAIN = (bool, int, float, str, np.ndarray, np.generic, list, tuple, dict, type(None))
 
 
@@ -106,12 +123,28 @@ def save_model(model: Pipeline, directory: str | Path) -> dict[str, str]:
     else:
         sio.dump(model, out / "pipeline.skops")
         names = ["pipeline.skops"]
+    _fix_zip_times(out / "pipeline.skops")
     files = {name: file_sha256(out / name) for name in names}
     from xtml import __version__
 
     manifest = {"format_version": MODEL_FORMAT_VERSION, "xtml_version": __version__, "files": files}
     (out / "manifest.json").write_text(json.dumps(manifest, indent=1))
     return files
+
+
+def _fix_zip_times(path: Path) -> None:
+    """Rewrite a skops archive with fixed member times: the same model gives the same bytes (and hash)."""
+    import zipfile
+
+    with zipfile.ZipFile(path) as zf:
+        members = [(info, zf.read(info)) for info in zf.infolist()]
+    tmp = path.with_name(path.name + ".tmp")
+    with zipfile.ZipFile(tmp, "w") as zf:
+        for info, data in members:
+            fixed = zipfile.ZipInfo(info.filename, date_time=(1980, 1, 1, 0, 0, 0))
+            fixed.compress_type, fixed.external_attr = info.compress_type, info.external_attr
+            zf.writestr(fixed, data)
+    tmp.replace(path)
 
 
 def _check_manifest(directory: Path) -> dict[str, str]:
@@ -142,6 +175,32 @@ def _check_manifest(directory: Path) -> dict[str, str]:
     return files
 
 
+def _trusted_type(name: str) -> bool:
+    """Whether skops may build ``name``: a *class* of scikit-learn, ``xtml.learn`` or scipy.sparse, a
+    numpy scalar, dtype or array type, or a plain builtin container.
+
+    Functions are never trusted, whatever their module: skops calls a reduce function with arguments
+    from the file, and e.g. ``numpy.load`` (allow_pickle) or ``builtins.exec`` would run the file's code.
+    Nor is ``numpy.memmap`` (it creates files).
+    """
+    import importlib
+
+    module, _, attr = name.rpartition(".")
+    if not module or not name.startswith(_TRUSTED_PREFIXES):
+        return False
+    try:
+        obj = getattr(importlib.import_module(module), attr)
+    except (ImportError, AttributeError, ValueError):
+        return False
+    if not isinstance(obj, type):
+        return False
+    if module == "builtins":
+        return obj in _PLAIN_BUILTINS
+    if name.startswith("numpy."):
+        return obj is np.ndarray or (issubclass(obj, np.generic | np.dtype) and obj is not np.memmap)
+    return True
+
+
 def load_model(directory: str | Path) -> Pipeline:
     """Load a pipeline written by :func:`save_model`, after checking hashes and types."""
     import skops.io as sio
@@ -149,7 +208,7 @@ def load_model(directory: str | Path) -> Pipeline:
     d = Path(directory)
     files = _check_manifest(d)
     untrusted = sio.get_untrusted_types(file=d / "pipeline.skops")
-    bad = [t for t in untrusted if not t.startswith(_TRUSTED_PREFIXES)]
+    bad = [t for t in untrusted if not _trusted_type(t)]
     if bad:
         raise UnsafeModelError(f"{d / 'pipeline.skops'} contains types outside the allow-list: {bad}")
     model = sio.load(d / "pipeline.skops", trusted=untrusted)

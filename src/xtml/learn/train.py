@@ -9,10 +9,13 @@ The protocol, in the field's order:
 3. per model, simple first: an optional hyperparameter search with grouped CV inside the training rows,
    k-fold cross-validation reported as mean +- std, the final fit on the training rows, and calibration
    (or, for regression, the uncertainty scale) on the validation rows;
-4. the run folder: ``config.json`` (the resolved training configuration), ``record.json`` (dataset,
-   seeds, versions, split sizes, per-model CV and validation figures, train and predict times),
-   ``split.npz`` (train and validation rows; integers only) and ``models/NAME/`` (safe model files,
-   :mod:`xtml.learn.persist`, plus ``extra.json`` with the calibration or uncertainty scale).
+4. the run folder, a recorded run (:mod:`xtml.runs`: ``record.json`` with the configuration, seeds,
+   versions, the dataset's content hash, metrics and the hash of every file; ``config.toml``):
+   ``config.json`` (the resolved training configuration), ``train.json`` (dataset, split sizes,
+   per-model CV and validation figures, train and predict times), ``split.npz`` (train and validation
+   rows; integers only), ``models/NAME/`` (safe model files, :mod:`xtml.learn.persist`, plus
+   ``extra.json`` with the calibration or uncertainty scale) and ``scope.json`` (the scope gate,
+   :mod:`xtml.critique.run_scope`).
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from __future__ import annotations
 import json
 import platform
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +42,7 @@ from xtml.learn.protocol import cross_validate_model, tune
 from xtml.learn.split import split_dataset
 from xtml.learn.tasks import TaskData, load_task
 
-__all__ = ["json_ready", "train_run", "versions"]
+__all__ = ["TRAIN_FILE", "json_ready", "load_train_record", "train_run", "versions"]
 
 _OPENMP_MIN_ROWS = 20_000
 _ONE_SIGMA = 0.6827  # probability inside +-1 sigma of a Gaussian
@@ -154,6 +157,34 @@ def _train_one(
     return info
 
 
+TRAIN_FILE = "train.json"
+
+
+def load_train_record(run_dir: str | Path) -> dict[str, Any]:
+    """The ``train.json`` of a training run (dataset, split sizes, per-model figures).
+
+    Raises ``ValueError`` naming the folder if it is not a finished training run.
+    """
+    run = Path(run_dir)
+    path = run / TRAIN_FILE
+    if not path.is_file():
+        raise ValueError(
+            f"{str(run)!r} is not a finished training run (no {TRAIN_FILE}); run `xtml train` first"
+        )
+    return json.loads(path.read_text())
+
+
+def _model_metrics(info: dict[str, Any]) -> dict[str, Any]:
+    """The figures of one model that a run record keeps (validation metrics and the CV summary)."""
+    out = {k: info[k] for k in ("validation", "validation_uncalibrated", "fit_time_s") if k in info}
+    if "search" in info:
+        out["search"] = {k: v for k, v in info["search"].items() if k != "time_s"}
+    cv = info.get("cv")
+    if cv:
+        out["cv"] = {k: v for k, v in cv.items() if k != "summary"}
+    return out
+
+
 def train_run(
     config: TrainConfig,
     data: str | Path,
@@ -161,48 +192,92 @@ def train_run(
     *,
     overwrite: bool = False,
     log: Callable[[str], None] | None = print,
+    command: Sequence[str] | None = None,
+    scope: bool = True,
 ) -> Path:
     """Run the training protocol (module docstring) on dataset ``data``; write the run folder ``out``.
+
+    ``data`` is a store or an ``xtml simulate`` run folder.  ``command`` is recorded as the command
+    that started the run (default: this function's call).  ``scope`` fits the scope gate into the run.
 
     Raises ``ValueError`` if ``out`` already holds a run (unless ``overwrite``) or the task does not fit
     the dataset.
     """
+    from xtml.data.simrun import api_command
+    from xtml.runs import run_folder
+
     say = log or (lambda _msg: None)
-    run = Path(out)
-    if (run / "record.json").exists() and not overwrite:
-        raise ValueError(f"{run} already holds a training run; choose another --out or pass --overwrite")
     ds = open_dataset(data)
     td = load_task(ds, config.task)
-    stratify = td.y if td.is_classification else None
-    split = split_dataset(stratify, td.groups, fractions=config.fractions, rng=config.seed)
-    train, val = split.train, split.validation
-    run.mkdir(parents=True, exist_ok=True)
-    np.savez(run / "split.npz", train=td.rows[train], validation=td.rows[val])
-    (run / "config.json").write_text(json.dumps(config.to_dict(), indent=1))
-    say(
-        f"task {config.task.kind}: {len(td.y)} spectra, {np.unique(td.groups).size} observations; "
-        f"train {len(train)}, validation {len(val)}, test {split.locked_test.size} (locked)"
-    )
-    record: dict[str, Any] = {
-        "kind": "train",
-        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "dataset": {"path": str(Path(data).resolve()), "n": ds.n, "seed": ds.meta["seed"]},
-        "task": {"names": list(td.names), "n_rows": len(td.y)},
-        "split": {"train": len(train), "validation": len(val), "test": split.locked_test.size},
-        "versions": versions(),
-        "models": {},
-    }
-    from tqdm.auto import tqdm
+    cmd = command or api_command("learn.train_run", data=data, out=out)
+    seeds = {"split_and_models": config.seed, "dataset": ds.meta["seed"]}
+    with run_folder(
+        out,
+        "train",
+        command=cmd,
+        config=config.to_dict(),
+        seeds=seeds,
+        inputs={"data": ds.path},
+        overwrite=overwrite,
+    ) as writer:
+        run = writer.path
+        _clear_partial(run)
+        stratify = td.y if td.is_classification else None
+        split = split_dataset(stratify, td.groups, fractions=config.fractions, rng=config.seed)
+        train, val = split.train, split.validation
+        np.savez(run / "split.npz", train=td.rows[train], validation=td.rows[val])
+        (run / "config.json").write_text(json.dumps(config.to_dict(), indent=1))
+        say(
+            f"task {config.task.kind}: {len(td.y)} spectra, {np.unique(td.groups).size} observations; "
+            f"train {len(train)}, validation {len(val)}, test {split.locked_test.size} (locked)"
+        )
+        record: dict[str, Any] = {
+            "kind": "train",
+            "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "dataset": {"path": str(Path(ds.path).resolve()), "n": ds.n, "seed": ds.meta["seed"]},
+            "task": {"names": list(td.names), "n_rows": len(td.y)},
+            "split": {"train": len(train), "validation": len(val), "test": split.locked_test.size},
+            "versions": versions(),
+            "models": {},
+        }
+        from tqdm.auto import tqdm
 
-    # Small fits: OpenMP threads (histogram gradient boosting) cost more than they give on a busy 2-core
-    # machine (measured: 558 spectra, 0.24 s with 1 thread, 0.7-34 s with 2 under load).
-    limit = 1 if len(train) < _OPENMP_MIN_ROWS else None
-    for spec in tqdm(config.models, desc="train", unit="model", disable=log is None):
-        say(f"  {spec.name} ({spec.kind} on {spec.input})")
-        with threadpool_limits(limits=limit, user_api="openmp"):
-            record["models"][spec.name] = _train_one(spec, td, train, val, config, run)
-        cv = record["models"][spec.name].get("cv")
-        if cv:
-            say(f"    CV: {cv['summary']}")
-    (run / "record.json").write_text(json.dumps(json_ready(record), indent=1))
+        # Small fits: OpenMP threads (histogram gradient boosting) cost more than they give on a busy 2-core
+        # machine (measured: 558 spectra, 0.24 s with 1 thread, 0.7-34 s with 2 under load).
+        limit = 1 if len(train) < _OPENMP_MIN_ROWS else None
+        for spec in tqdm(config.models, desc="train", unit="model", disable=log is None):
+            say(f"  {spec.name} ({spec.kind} on {spec.input})")
+            with threadpool_limits(limits=limit, user_api="openmp"):
+                record["models"][spec.name] = _train_one(spec, td, train, val, config, run)
+            cv = record["models"][spec.name].get("cv")
+            if cv:
+                say(f"    CV: {cv['summary']}")
+        (run / TRAIN_FILE).write_text(json.dumps(json_ready(record), indent=1))
+        writer.add_metrics(
+            {
+                "split": record["split"],
+                "models": {name: _model_metrics(json_ready(info)) for name, info in record["models"].items()},
+            }
+        )
+        if scope:
+            from xtml.critique.run_scope import fit_run_scope
+
+            summary = fit_run_scope(run)
+            writer.add_metrics({"scope": summary})
+            say(
+                f"scope gate: flags {100 * summary['flag_rate']:.1f}% of the {summary['n_held_out']} "
+                "validation spectra"
+            )
     return run
+
+
+def _clear_partial(run: Path) -> None:
+    """Remove what an interrupted training run left (training is redone whole; nothing of it is reused)."""
+    import shutil
+
+    for name in ("models", "split.npz", "config.json", TRAIN_FILE, "scope.json"):
+        path = run / name
+        if path.is_dir():
+            shutil.rmtree(path)
+        elif path.exists():
+            path.unlink()

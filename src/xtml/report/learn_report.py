@@ -110,13 +110,14 @@ def learn_sections(
     from xtml.critique.performance import detection_map, plot_performance_map, regression_map
     from xtml.critique.run_scope import learn_features, load_run_scope, score_inputs
     from xtml.data import open_dataset
+    from xtml.learn.evaluate import evaluation_dir
+    from xtml.learn.train import load_train_record
 
-    if not (run / "metrics.json").is_file():
-        raise ValueError(f"{run} has not been evaluated (no metrics.json): run `xtml evaluate {run}` first")
-    record = json.loads((run / "record.json").read_text())
+    ev = evaluation_dir(run)
+    record = load_train_record(run)
     config = json.loads((run / "config.json").read_text())
-    metrics = json.loads((run / "metrics.json").read_text())
-    with np.load(run / "test_predictions.npz", allow_pickle=False) as f:
+    metrics = json.loads((ev / "metrics.json").read_text())
+    with np.load(ev / "test_predictions.npz", allow_pickle=False) as f:
         arrays = {k: f[k] for k in f.files}
     ds = open_dataset(record["dataset"]["path"])
     y, rows = arrays["y"], arrays["rows"]

@@ -46,7 +46,7 @@ def sbi_sections(
 
     config = json.loads((run / "config.json").read_text())
     cal = json.loads((run / "calibration.json").read_text())
-    record = json.loads((run / "record.json").read_text()) if (run / "record.json").is_file() else {}
+    record = json.loads((run / "sbi.json").read_text()) if (run / "sbi.json").is_file() else {}
     with np.load(run / "test_posteriors.npz", allow_pickle=False) as f:
         tp = {k: f[k] for k in f.files}
     names = [str(n) for n in tp["names"]]

@@ -17,17 +17,28 @@ error if it raises or is interrupted.  :func:`list_runs`, :func:`show_run`, :fun
 :func:`verify_files` read the records; :func:`dataset_hash` is the content hash that makes "the same
 data" checkable.
 
-Not wired yet (issue 9, next step): ``xtml simulate/train/evaluate/sbi train`` still write their own
-``record.json`` in other layouts (``learn.train``: dataset, split, models; ``sbi.run``: datasets, seconds,
-calibration), which the evaluation, the reports, the scope gate and the demo read; that content moves
-(e.g. to ``train.json``) when the commands adopt :func:`run_folder`. ``sbi.run`` copies the scenario to
-``config.toml``, which becomes ``scenario.toml``; ``xtml simulate`` puts its store inside the run folder
-(Zarr's ``mode="w"`` would wipe the lock and the record).
+Every command that makes something is a recorded run: ``xtml simulate`` (:mod:`xtml.data.simrun`, the
+store is ``RUN/data.zarr``), ``xtml train`` (:func:`xtml.learn.train.train_run`), ``xtml evaluate``
+(nested, ``RUN/evaluation/``) and ``xtml sbi train`` (:func:`xtml.sbi.run.train_sbi_run`).  Loaders check
+the files they read against the record (:func:`check_files`) and refuse unfinished runs
+(:func:`require_finished`).  :mod:`xtml.runs.reproduce` re-executes a run from its record
+(``xtml reproduce``); :mod:`xtml.runs.bundle` exports a run to a checked, pickle-free ``*.xtml.zip``
+(``xtml export`` / ``xtml import`` / ``xtml analyze --run model.xtml.zip``).
 """
 
 from xtml.runs._lock import LOCK_NAME, RunLockedError
 from xtml.runs._toml import to_toml
-from xtml.runs.folder import CONFIG_NAME, MODEL_FOLDERS, RunExistsError, RunWriter, run_folder, verify_files
+from xtml.runs.folder import (
+    CONFIG_NAME,
+    MODEL_FOLDERS,
+    RunExistsError,
+    RunWriter,
+    TamperedRunError,
+    check_files,
+    require_finished,
+    run_folder,
+    verify_files,
+)
 from xtml.runs.hashing import RECORD_NAME, VOLATILE_METADATA, dataset_hash, file_manifest, file_sha256
 from xtml.runs.listing import compare_runs, list_runs, show_run
 from xtml.runs.record import RUN_FORMAT_VERSION, STATUSES, RunCheck, RunRecord, RunStatus, load_record
@@ -46,12 +57,15 @@ __all__ = [
     "RunRecord",
     "RunStatus",
     "RunWriter",
+    "TamperedRunError",
+    "check_files",
     "compare_runs",
     "dataset_hash",
     "file_manifest",
     "file_sha256",
     "list_runs",
     "load_record",
+    "require_finished",
     "run_folder",
     "show_run",
     "to_toml",

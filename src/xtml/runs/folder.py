@@ -23,7 +23,17 @@ from xtml.runs._toml import to_toml
 from xtml.runs.hashing import RECORD_NAME, dataset_hash, entry_hash, file_manifest
 from xtml.runs.record import FINISHED, RunCheck, RunRecord, flatten, plain, read_record, write_record
 
-__all__ = ["CONFIG_NAME", "MODEL_FOLDERS", "RunExistsError", "RunWriter", "run_folder", "verify_files"]
+__all__ = [
+    "CONFIG_NAME",
+    "MODEL_FOLDERS",
+    "RunExistsError",
+    "RunWriter",
+    "TamperedRunError",
+    "check_files",
+    "require_finished",
+    "run_folder",
+    "verify_files",
+]
 
 CONFIG_NAME = "config.toml"
 #: top-level folders of a run holding model files: a file there that the record does not list is reported
@@ -275,14 +285,28 @@ def run_folder(
         lock.release()
 
 
+def _bundled_files(folder: Path) -> set[str] | None:
+    """For a run unpacked from a bundle (``xtml import``): the files the bundle held; else None."""
+    import json
+
+    path = folder / "BUNDLE.json"
+    if not path.is_file():
+        return None
+    try:
+        return set(json.loads(path.read_text()).get("files", {}))
+    except (ValueError, AttributeError):
+        return set()
+
+
 def verify_files(run_dir: str | Path) -> list[str]:
     """Files of a finished run that no longer match its record.
 
     Returns the sorted relative paths of the files whose SHA-256 differs from the record or that are
     missing (a Zarr store is one entry, ``name.zarr/``), and of files under the model folders
     (:data:`MODEL_FOLDERS`) that the record does not list: something placed next to model weights is
-    suspect.  Other extra files (products added later, such as an evaluation) are ignored.  An empty
-    list means the run is as it was written.
+    suspect.  Other extra files (products added later, such as an evaluation) are ignored, and so are
+    the files an exported bundle left out, in a run unpacked by ``xtml import``.  An empty list means the
+    run is as it was written.
 
     Raises ``ValueError`` for a folder without a run record or a run that did not finish (it has no
     file list).
@@ -295,7 +319,10 @@ def verify_files(run_dir: str | Path) -> list[str]:
             "recorded; there is nothing to verify against"
         )
     bad = []
+    packed = _bundled_files(folder)
     for key, digest in record.files.items():
+        if packed is not None and key not in packed:
+            continue  # an imported bundle: export left this product out (datasets, test predictions)
         try:
             if entry_hash(folder, key) != digest:
                 bad.append(key)
@@ -306,3 +333,77 @@ def verify_files(run_dir: str | Path) -> list[str]:
             extra = file_manifest(folder / top)
             bad += [f"{top}/{rel}" for rel in extra if f"{top}/{rel}" not in record.files]
     return sorted(set(bad))
+
+
+class TamperedRunError(ValueError):
+    """A file of a run that differs from the hash its record holds, is missing, or is not listed."""
+
+
+def require_finished(run_dir: str | Path, what: str = "its products") -> RunRecord:
+    """The record of a finished run (``complete`` or ``failed-check``).
+
+    Raises ``ValueError`` for a folder without a run record and for a run that did not finish (an
+    interrupted or crashed run, or one still running): its files may be half-written, so nothing of it
+    is loaded.
+    """
+    from xtml.runs.record import load_record
+
+    folder = Path(run_dir)
+    record = load_record(folder)
+    if record.status not in FINISHED:
+        reason = f": {record.error}" if record.error else ""
+        raise ValueError(
+            f"the {record.kind} run in {str(folder)!r} did not finish (status {record.status}{reason}); "
+            f"{what} must not be used. Run it again (the same command resumes it)"
+        )
+    return record
+
+
+def check_files(run_dir: str | Path, prefixes: Sequence[str]) -> RunRecord:
+    """Check the files of a finished run under ``prefixes`` against its record before loading them.
+
+    A prefix is a file (``"scope.json"``) or a folder ending in ``/`` (``"models/logistic/"``).  Every
+    recorded file under a prefix must exist with its recorded SHA-256, and a folder prefix must hold no
+    file the record does not list (nothing can be slipped in next to model weights).  Returns the record.
+
+    Raises
+    ------
+    ValueError
+        If the run did not finish (:func:`require_finished`).
+    TamperedRunError
+        Naming the first file that is modified, missing or unlisted.
+    """
+    folder = Path(run_dir)
+    record = require_finished(folder)
+    for prefix in prefixes:
+        keys = [k for k in record.files if k == prefix or (prefix.endswith("/") and k.startswith(prefix))]
+        if not keys and not prefix.endswith("/"):
+            if (folder / prefix).exists():
+                raise TamperedRunError(
+                    f"{folder / prefix} is not listed in the record of {str(folder)!r}: it was added after "
+                    "the run finished; refusing to load it"
+                )
+            continue
+        for key in keys:
+            try:
+                digest = entry_hash(folder, key)
+            except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+                raise TamperedRunError(
+                    f"{folder / key} is missing: the run's record lists it "
+                    f"(sha256 {record.files[key][:12]}...)"
+                ) from None
+            if digest != record.files[key]:
+                raise TamperedRunError(
+                    f"{folder / key} does not match the hash in {folder / RECORD_NAME} "
+                    f"(sha256 {digest[:12]}..., recorded {record.files[key][:12]}...): it was modified; "
+                    "refusing to load it"
+                )
+        if prefix.endswith("/") and (folder / prefix).is_dir():
+            extra = [f"{prefix}{rel}" for rel in file_manifest(folder / prefix)]
+            unlisted = [k for k in extra if k not in record.files]
+            if unlisted:
+                raise TamperedRunError(
+                    f"{folder / unlisted[0]} is not listed in the record of {str(folder)!r}: a file was "
+                    "added next to the model files after the run finished; refusing to load the run"
+                )
+    return record

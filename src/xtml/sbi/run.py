@@ -4,7 +4,10 @@ check its calibration on the held-out simulations, and write a run folder.
 The run folder::
 
     RUN/
-      config.toml         the scenario file as given; config.json: resolved, every default filled in
+      record.json         the run record (:mod:`xtml.runs`): configuration, seeds, versions, file hashes,
+                        metrics, and the check ``calibration`` (a failed one marks the run failed-check)
+    config.toml         the resolved configuration (TOML); config.json: the same as JSON
+    scenario.toml       the scenario file as given
       train.zarr/         training simulations (unless [sbi] train_data names a dataset)
       test.zarr/          held-out simulations (dataset seed + TEST_SEED_OFFSET)
       posterior/          weights.safetensors + posterior.json (NeuralPosterior.save) + inputs.json
@@ -14,9 +17,8 @@ The run folder::
       test_posteriors.npz truths, rates and posterior quantiles of every test observation, SBC ranks,
                           expected coverage at credibility levels 0.05-0.95 (for the report)
       summary.txt         the same in words
-      record.json         versions, timings, dataset paths and sizes
-      scope.json          the scope gate, fitted afterwards by :mod:`xtml.critique.run_scope` (the CLI does
-                          it after every training run), with its hash added to manifest.json
+      sbi.json            versions, timings, dataset paths and sizes
+      scope.json          the scope gate (:mod:`xtml.critique.run_scope`), with its hash in manifest.json
 
 A posterior that fails its calibration checks is written (so it can be inspected) but marked failed:
 :func:`load_run_posterior` refuses it unless the caller explicitly accepts an uncalibrated posterior.
@@ -31,7 +33,7 @@ import math
 import platform
 import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -46,6 +48,7 @@ from xtml.sbi.scenario import TEST_SEED_OFFSET, SBIConfig
 __all__ = [
     "QUANTILES",
     "RATE_BINS",
+    "SBI_FILE",
     "RunPosterior",
     "UncalibratedPosteriorError",
     "accuracy_table",
@@ -57,6 +60,7 @@ __all__ = [
 QUANTILES = (0.025, 0.16, 0.25, 0.5, 0.75, 0.84, 0.975)
 RATE_BINS = 3  # count-rate bins (equal numbers of test observations) of the accuracy table
 POSTERIOR_FILES = ("weights.safetensors", "posterior.json", "inputs.json")
+SBI_FILE = "sbi.json"  # the run's own summary (datasets, sizes, timings); record.json is the run record
 
 
 class UncalibratedPosteriorError(RuntimeError):
@@ -144,32 +148,55 @@ def train_sbi_run(
     overwrite: bool = False,
     log: Callable[[str], None] | None = print,
     n_threads: int | None = None,
+    command: Sequence[str] | None = None,
+    scope: bool = True,
 ) -> Path:
     """Train and validate the scenario's neural posterior into the run folder ``out``; see the module doc.
 
-    An existing run folder is refused unless ``overwrite`` (which deletes it) or it holds only the
-    simulations of an interrupted run with the same configuration (then they are completed and reused).
-    Returns the run folder.
+    The run is recorded (:mod:`xtml.runs`); ``command`` is the command recorded as having started it.
+    A folder holding a finished run is refused unless ``overwrite`` (which empties it); an interrupted
+    run with the same configuration is resumed (its simulations are completed and reused).  ``scope``
+    fits the scope gate into the run.  Returns the run folder.
     """
+    from xtml.data.simrun import api_command
+    from xtml.runs import run_folder
+
+    resolved = config.to_dict()
+    seeds = {
+        "train_data": config.simulation.dataset.seed,
+        "test_data": config.simulation.dataset.seed + TEST_SEED_OFFSET,
+        "validation": config.validation.seed,
+        "npe": dict(config.npe).get("seed", 0),
+    }
+    inputs = {
+        f"{which}_data": getattr(config.sbi, f"{which}_data")
+        for which in ("train", "test")
+        if getattr(config.sbi, f"{which}_data") is not None
+    }
+    cmd = command or api_command("sbi.train_sbi_run", out=out)
+    with run_folder(
+        out, "sbi", command=cmd, config=resolved, seeds=seeds, inputs=inputs, overwrite=overwrite
+    ) as writer:
+        return _train_sbi(config, writer, log, n_threads, scope)
+
+
+def _train_sbi(
+    config: SBIConfig, writer: Any, log: Callable[[str], None] | None, n_threads: int | None, scope: bool
+) -> Path:
     from xtml.sbi.classical import to_markdown
     from xtml.sbi.diagnostics import check_calibration, sbc_ranks, tarp
     from xtml.sbi.npe import train_npe
     from xtml.sbi.transforms import BoxTransform
 
-    out = Path(out)
+    out = writer.path
     resolved = config.to_dict()
-    if out.exists():
-        if overwrite:
-            shutil.rmtree(out)
-        elif (out / "posterior").exists():
-            raise ValueError(
-                f"run folder {out} already holds a trained posterior; pass --overwrite to replace it"
-            )
-        elif (out / "config.json").exists() and json.loads((out / "config.json").read_text()) != resolved:
-            raise ValueError(f"run folder {out} was started with another configuration; use another --out")
-    out.mkdir(parents=True, exist_ok=True)
+    for name in ("posterior", "calibration.json", "test_posteriors.npz", "manifest.json", "scope.json"):
+        if (out / name).is_dir():  # an interrupted run: its simulations are kept, the rest is redone
+            shutil.rmtree(out / name)
+        elif (out / name).exists():
+            (out / name).unlink()
     if config.source is not None:
-        shutil.copyfile(config.source, out / "config.toml")
+        shutil.copyfile(config.source, out / "scenario.toml")
     (out / "config.json").write_text(json.dumps(resolved, indent=1))
     t0 = time.perf_counter()
     train_ds = _dataset(config, "train", out, log)
@@ -295,7 +322,29 @@ def train_sbi_run(
         "seconds": calibration["seconds"],
         "calibration": calibration["status"],
     }
-    (out / "record.json").write_text(json.dumps(record, indent=1))
+    (out / SBI_FILE).write_text(json.dumps(record, indent=1))
+    writer.add_metrics(
+        {
+            "n_train": record["n_train"],
+            "n_test": record["n_test"],
+            "calibration": {
+                k: calibration[k] for k in ("status", "coverage", "coverage_joint_hpd", "sbc_ks_pvalue")
+            },
+            "accuracy": calibration["accuracy"],
+            "seconds": calibration["seconds"],
+        }
+    )
+    if scope:
+        from xtml.critique.run_scope import fit_run_scope
+
+        summary = fit_run_scope(out)
+        writer.add_metrics({"scope": summary})
+        if log:
+            log(
+                f"scope gate: {summary['n_components']} principal components; flags "
+                f"{100 * summary['flag_rate']:.1f}% of the {summary['n_held_out']} held-out test observations"
+            )
+    writer.add_check("calibration", report.passed, "; ".join(report.reasons) or "passed")
     if log:
         log("\n".join(text[3:]))
         log(f"wrote {out}")
@@ -332,9 +381,11 @@ def load_run_posterior(run: str | Path, *, allow_uncalibrated: bool = False) -> 
     Raises ``ValueError`` for a missing or modified file and :class:`UncalibratedPosteriorError` if the
     posterior failed calibration (unless ``allow_uncalibrated``).
     """
+    from xtml.runs import check_files
     from xtml.sbi.posterior import NeuralPosterior
 
     run = Path(run)
+    check_files(run, ["posterior/", "calibration.json", "manifest.json", "config.json"])
     manifest_path = run / "manifest.json"
     if not manifest_path.is_file():
         raise ValueError(

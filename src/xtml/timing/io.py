@@ -18,6 +18,7 @@ import contextlib
 import gc
 import gzip
 import tempfile
+import threading
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,6 +45,8 @@ __all__ = ["EventData", "observation_spectrum", "read_events", "spectrum_from_ev
 
 # Stingray's tolerance at GTI borders, as a fraction of the time resolution (``create_gti_mask(epsilon=)``).
 _GTI_BORDER_EPSILON = 1e-3
+# warnings.catch_warnings changes process-wide state: one block at a time across threads
+_WARNINGS_LOCK = threading.RLock()
 
 
 @dataclass(frozen=True)
@@ -131,7 +134,9 @@ def open_fits(path: Path, kind: str = "event file") -> Any:
     """``astropy.io.fits.open`` with errors that name the file: unreadable, corrupt or truncated."""
     from astropy.io import fits
 
-    with warnings.catch_warnings(record=True) as caught:
+    # under the lock: the list of caught warnings is process-wide, and another thread's "truncated"
+    # warning would otherwise be blamed on this file
+    with _WARNINGS_LOCK, warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
             hdul = fits.open(path, memmap=True, lazy_load_hdus=False)
@@ -252,7 +257,9 @@ def _stingray_events(path: Path, scan: _Scan, rmf_file: str | Path | None) -> An
     from stingray import EventList
 
     patched = tempfile.TemporaryDirectory() if scan.patch else contextlib.nullcontext("")
-    with warnings.catch_warnings(record=True), patched as tmp:
+    # one read at a time (_WARNINGS_LOCK): a thread leaving catch_warnings would restore the "error"
+    # filter while another is still inside Stingray (a flaky ResourceWarning error)
+    with _WARNINGS_LOCK, warnings.catch_warnings(record=True), patched as tmp:
         # Stingray warns about optional keywords and leaves its FITS file open (ResourceWarning).
         warnings.simplefilter("ignore")
         source = path
@@ -273,7 +280,8 @@ def _stingray_events(path: Path, scan: _Scan, rmf_file: str | Path | None) -> An
             )
         except Exception as err:
             message = f"{path}: Stingray cannot read the events ({type(err).__name__}: {err})"
-        gc.collect()  # close the file Stingray left open while its warning is still ignored
+        finally:
+            gc.collect()  # close the file Stingray left open while its warning is still ignored
     raise ValueError(message)
 
 
