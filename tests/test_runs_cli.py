@@ -477,3 +477,36 @@ def test_a_training_run_that_crashed_never_loads(small_detect, tmp_path, monkeyp
             attempt()
     with pytest.raises(ValueError, match="neither a finished"):  # no train.json: not a training run
         load_run(run)
+
+
+def test_an_sbi_bundle_gives_identical_posterior_draws_in_a_fresh_process(sbi_run, tmp_path):
+    bundle = export_run(sbi_run, tmp_path / "posterior.xtml.zip")
+    names = set(zipfile.ZipFile(bundle).namelist())
+    assert {
+        "posterior/weights.safetensors",
+        "posterior/posterior.json",
+        "calibration.json",
+        "scope.json",
+    } <= names
+    assert not any(".zarr/" in n and not n.endswith(".md") for n in names)  # no simulations
+    args = [str(sbi_run / "test.zarr"), "--index", "3", "--n-samples", "500", "--seed", "11"]
+    args += ["--allow-uncalibrated", "--json"]
+    here = subprocess.run(
+        [*XTML, "sbi", "infer", str(sbi_run), *args, "--samples", str(tmp_path / "here.npz")],
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    there = subprocess.run(
+        [*XTML, "sbi", "infer", str(bundle), *args, "--samples", str(tmp_path / "there.npz")],
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert here.returncode == there.returncode, (here.stderr, there.stderr)
+    with np.load(tmp_path / "here.npz") as a, np.load(tmp_path / "there.npz") as b:
+        assert a["samples"].shape == (500, len(a["names"]))
+        assert np.array_equal(a["samples"], b["samples"])  # the same draws from the bundle
+    assert json.loads(here.stdout)["summary"] == json.loads(there.stdout)["summary"]
