@@ -510,3 +510,17 @@ def test_an_sbi_bundle_gives_identical_posterior_draws_in_a_fresh_process(sbi_ru
         assert a["samples"].shape == (500, len(a["names"]))
         assert np.array_equal(a["samples"], b["samples"])  # the same draws from the bundle
     assert json.loads(here.stdout)["summary"] == json.loads(there.stdout)["summary"]
+
+
+def test_a_bundle_from_a_newer_xtml_is_refused_naming_both_versions(small_detect, tmp_path):
+    from xtml import __version__
+
+    _sim, run = small_detect
+    bundle = export_run(run, tmp_path / "model.xtml.zip")
+    manifest = json.loads(zipfile.ZipFile(bundle).read(BUNDLE_NAME))
+    manifest |= {"format_version": 99, "xtml_version": "9.9.0"}
+    newer = _rewrite(
+        bundle, tmp_path / "newer.zip", {BUNDLE_NAME: json.dumps(manifest).encode()}, rehash=False
+    )
+    with pytest.raises(UnsafeBundleError, match=rf"xtml 9\.9\.0 .*this xtml {__version__}"):
+        check_bundle(newer)

@@ -151,9 +151,11 @@ class RunRecord:
                 "something else"
             )
         if version > RUN_FORMAT_VERSION:
+            from xtml import __version__
+
             raise ValueError(
-                f"run record format {version} is newer than this xtml reads ({RUN_FORMAT_VERSION}); "
-                "upgrade xtml"
+                f"run record format {version}, written by xtml {data.get('xtml_version', '?')}, is newer "
+                f"than this xtml {__version__} reads (format {RUN_FORMAT_VERSION}); upgrade xtml"
             )
         names = [f.name for f in fields(cls) if f.name != "path"]
         required = [f.name for f in fields(cls) if f.name not in ("path", "checks", "files", "error")]
