@@ -13,10 +13,10 @@ One recorded run folder (kind ``"demo"``) with the runs it makes inside it::
 
 The stages: simulate; the classical reference and machine learning on the same test set; simulation-based
 inference with its calibration check; the classical dead-time-aware and naive fits on the posterior's
-test observations; diagnostics and scope (the runs' own reports); real observations shipped with
-Stingray (an XMM-Newton and a NuSTAR file) through both runs, with their scope flags; the report, whose
-"What did not work" section lists every failed check and lost comparison.  ``quick`` shrinks every size
-for a first look (about 1-2 minutes on 2 cores against 4-6 for the full demo).
+test observations; diagnostics and scope (the runs' own reports); event files shipped with Stingray (a
+real RXTE observation and a simulated XMM-Newton-format file) through both runs, with their scope flags;
+the report, whose "What did not work" section lists every failed check and lost comparison.  ``quick``
+shrinks every size for a first look (about 1.5 minutes on 2 cores against about 5 for the full demo).
 """
 
 from __future__ import annotations
@@ -54,7 +54,9 @@ SIZES: dict[str, dict[str, int]] = {
     "full": {"n": 4000, "lrt": 200, "n_train_sbi": 8000, "n_test_sbi": 400, "classical": 40, "cnn": 1},
     "quick": {"n": 1000, "lrt": 60, "n_train_sbi": 2000, "n_test_sbi": 200, "classical": 12, "cnn": 0},
 }
-REAL_FILES = ("xmm_test.fits", "monol_testA.evt")
+#: event files shipped with Stingray: a real RXTE/PCA observation (M82 X-1, 99 s at 34 ct/s) and Stingray's
+#: simulated XMM-Newton-format file ("Fake X-1", 1,026 s at 1,660 ct/s, with a PRIOR dead-time column)
+REAL_FILES = ("xte_gx_test.evt.gz", "xmm_test.fits")
 
 DEMO_TRAIN = """
 [task]
@@ -275,7 +277,7 @@ def run_demo(
         t = _stage(5, "diagnostics and scope: the report of each run")
         reports = {kind: build_report(out / kind) for kind in ("detect", "sbi")}
         timings["reports"] = time.perf_counter() - t
-        t = _stage(6, "real observations shipped with Stingray through both runs")
+        t = _stage(6, "event files shipped with Stingray (real RXTE, simulated XMM) through both runs")
         real = _real({"detect": out / "detect", "sbi": out / "sbi"})
         timings["real"] = time.perf_counter() - t
         _stage(7, "writing the demo report")
