@@ -491,20 +491,12 @@ def test_an_sbi_bundle_gives_identical_posterior_draws_in_a_fresh_process(sbi_ru
     assert not any(".zarr/" in n and not n.endswith(".md") for n in names)  # no simulations
     args = [str(sbi_run / "test.zarr"), "--index", "3", "--n-samples", "500", "--seed", "11"]
     args += ["--allow-uncalibrated", "--json"]
-    here = subprocess.run(
-        [*XTML, "sbi", "infer", str(sbi_run), *args, "--samples", str(tmp_path / "here.npz")],
-        env=_env(),
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    there = subprocess.run(
-        [*XTML, "sbi", "infer", str(bundle), *args, "--samples", str(tmp_path / "there.npz")],
-        env=_env(),
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+
+    def infer(run: Path, name: str) -> subprocess.CompletedProcess:  # each in a fresh process
+        cmd = [*XTML, "sbi", "infer", str(run), *args, "--samples", str(tmp_path / f"{name}.npz")]
+        return subprocess.run(cmd, env=_env(), capture_output=True, text=True, timeout=300)
+
+    here, there = infer(sbi_run, "here"), infer(bundle, "there")
     assert here.returncode == there.returncode, (here.stderr, there.stderr)
     with np.load(tmp_path / "here.npz") as a, np.load(tmp_path / "there.npz") as b:
         assert a["samples"].shape == (500, len(a["names"]))
