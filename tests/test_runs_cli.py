@@ -160,6 +160,7 @@ def test_reproduce_a_training_run_with_its_evaluation(small_detect, tmp_path, ca
     assert any(k.startswith("models.logistic.validation") for k in keys)
     assert any(k.startswith("evaluation.models.logistic.test") for k in keys)
     assert "split.npz" in result["files"]["identical"]
+    assert "models/logistic/pipeline.skops" in result["files"]["identical"]  # the same model, the same bytes
 
 
 def test_reproduce_refuses_changed_input_data(small_detect, tmp_path):

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -123,7 +124,7 @@ def save_model(model: Pipeline, directory: str | Path) -> dict[str, str]:
     else:
         sio.dump(model, out / "pipeline.skops")
         names = ["pipeline.skops"]
-    _fix_zip_times(out / "pipeline.skops")
+    _canonical_skops(out / "pipeline.skops")
     files = {name: file_sha256(out / name) for name in names}
     from xtml import __version__
 
@@ -132,18 +133,34 @@ def save_model(model: Pipeline, directory: str | Path) -> dict[str, str]:
     return files
 
 
-def _fix_zip_times(path: Path) -> None:
-    """Rewrite a skops archive with fixed member times: the same model gives the same bytes (and hash)."""
+_SKOPS_ID = re.compile(r'("__id__": |"file": ")(\d+)')
+
+
+def _canonical_skops(path: Path) -> None:
+    """Rewrite a skops archive so that the same model always gives the same bytes (and hash).
+
+    skops names objects and array files by the Python ``id()`` of each object, which differs from run to
+    run; they are renumbered in order of appearance (consistently, so shared references stay shared),
+    and the member times are fixed.
+    """
     import zipfile
 
     with zipfile.ZipFile(path) as zf:
-        members = [(info, zf.read(info)) for info in zf.infolist()]
+        members = {info.filename: (info, zf.read(info)) for info in zf.infolist()}
+    schema = members["schema.json"][1].decode()
+    ids: dict[str, str] = {}
+    schema = _SKOPS_ID.sub(lambda m: m.group(1) + ids.setdefault(m.group(2), str(len(ids) + 1)), schema)
+    renamed = {"schema.json": schema.encode()}
+    for name, (_info, data) in members.items():
+        if name != "schema.json":
+            stem, dot, suffix = name.partition(".")
+            renamed[f"{ids.get(stem, stem)}{dot}{suffix}"] = data
     tmp = path.with_name(path.name + ".tmp")
-    with zipfile.ZipFile(tmp, "w") as zf:
-        for info, data in members:
-            fixed = zipfile.ZipInfo(info.filename, date_time=(1980, 1, 1, 0, 0, 0))
-            fixed.compress_type, fixed.external_attr = info.compress_type, info.external_attr
-            zf.writestr(fixed, data)
+    with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        for name in sorted(renamed):
+            info = zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0))
+            info.compress_type = zipfile.ZIP_DEFLATED
+            zf.writestr(info, renamed[name])
     tmp.replace(path)
 
 

@@ -9,8 +9,8 @@ be compared).  Then the two records are compared:
 * **files**: the other products (models, posteriors, splits) are compared by hash; files that hold
   times, run ids or dates (``config.toml``, ``train.json``, ``sbi.json``, ``summary.txt``,
   ``calibration.json``, ``metrics.json``, ``manifest.json``, ``scope.json``, the cards,
-  ``importances.json``, ``scenario.toml``: the file given, compared as configuration) are left out:
-  their figures are compared as metrics;
+  ``importances.json``, ``scenario.toml``: the file given, compared as configuration; plots) are left
+  out: their figures are compared as metrics;
 * **metrics**: every figure of the records, timings left out, is *identical* (bit for bit), *within
   tolerance* (``|a - b| <= rtol * max(|a|, |b|) + atol``) or *different*.
 
@@ -40,7 +40,7 @@ REPRODUCTION_FILE = "reproduction.json"
 _VOLATILE_KEY = re.compile(r"(^|\.)seconds(\.|$)|time")
 _VOLATILE_FILES = re.compile(
     r"(^|/)(config\.toml|train\.json|sbi\.json|summary\.txt|calibration\.json|importances\.json|"
-    r"model_card\.md|DATASET_CARD\.md|report\.html|manifest\.json|scope\.json|metrics\.json|scenario\.toml)$"
+    r"model_card\.md|DATASET_CARD\.md|report\.html|manifest\.json|scope\.json|metrics\.json|scenario\.toml|[^/]+\.png)$"
 )
 
 
