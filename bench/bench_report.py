@@ -96,7 +96,8 @@ def _light_run() -> Path:
 def main() -> dict[str, float]:
     env = os.environ.get("XTML_BENCH_REPORT_RUN")
     default = ROOT / "evals" / "out" / "detection" / "run_100000"
-    run = Path(env) if env else (default if (default / "evaluation" / "metrics.json").is_file() else _light_run())
+    evaluated = (default / "evaluation" / "metrics.json").is_file()
+    run = Path(env) if env else (default if evaluated else _light_run())
     if not (run / "scope.json").is_file():
         from xtml.critique.run_scope import fit_run_scope
 
