@@ -7,14 +7,14 @@ STAMP := $(VENV)/.installed
 # made a CNN epoch 25x slower (bench/bench_cnn.py measures it)
 export OMP_WAIT_POLICY ?= PASSIVE
 
-.PHONY: demo test test-fast browser bench lint format clean
+.PHONY: demo test test-fast browser bench lint format clean docs
 
 # torch first, pinned, so pip takes the local CPU wheel instead of a multi-GB CUDA build
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet "torch==2.13.0"
-	$(PY) -m pip install --quiet -e ".[sbi,dev]"
+	$(PY) -m pip install --quiet -e ".[sbi,dask,dev]"
 	touch $(STAMP)
 
 demo: $(STAMP)
@@ -37,6 +37,10 @@ browser:
 
 bench: $(STAMP)
 	$(PY) bench/run_all.py
+
+# the documentation site (docs/, mkdocs.yml) into site/; any warning is an error
+docs: $(STAMP)
+	$(VENV)/bin/mkdocs build --strict -d site
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests bench evals

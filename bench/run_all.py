@@ -16,6 +16,7 @@ import bench_deadtime
 import bench_events
 import bench_fit
 import bench_memory
+import bench_parallel
 import bench_qpo
 import bench_report
 import bench_simulate
@@ -50,6 +51,8 @@ def main() -> None:
     results["events"] = bench_events.main()
     print("\n== bench_report ==")
     results["report"] = bench_report.main()
+    print("\n== bench_parallel ==")
+    results["parallel"] = bench_parallel.main()
     out = Path(__file__).parent / "out"
     out.mkdir(exist_ok=True)
     (out / "results.json").write_text(json.dumps(results, indent=2))

@@ -13,7 +13,8 @@ Every answer carries the run's scope flag (:mod:`xtml.critique.run_scope`: the t
 gate on the spectrum, the time-domain gap check) and the reasons when it is out of scope. A file that cannot
 be analysed (unreadable, no events, too short for the run's segments, another mission than the rest of the
 batch...) gets an error row naming the file and the problem; the other files are still analysed. Files are
-processed concurrently by ``workers`` threads (reading and FFTs release the GIL).
+processed concurrently by ``workers`` threads (reading and FFTs release the GIL), or, given a Dask ``client``
+(:mod:`xtml.parallel`), one task per file on its cluster, the loaded runs sent once to each worker.
 """
 
 from __future__ import annotations
@@ -358,10 +359,13 @@ def analyze_files(
     seed: int = 0,
     allow_uncalibrated: bool = False,
     plot_dir: str | Path | None = None,
+    client: Any = None,
 ) -> list[AnalysisRow]:
     """Analyse every file with every run (module doc); one row per (file, run), in the order given.
 
-    ``plot_dir``: write each analysed spectrum there as ``<file>_<run>.png``.
+    ``plot_dir``: write each analysed spectrum there as ``<file>_<run>.png``.  ``client``: a Dask client
+    (:func:`xtml.parallel.dask_client`) to analyse the files on, one task per file (``workers`` is then
+    ignored; the files and ``plot_dir`` must be where every worker sees them); the rows are the same.
     """
     if not paths:
         raise ValueError("give at least one event or light-curve file")
@@ -389,7 +393,29 @@ def analyze_files(
     if not batch_mission or batch_mission.lower() == "unknown":
         batch_mission = None  # an unreadable file or one without a mission does not set it
     rest = files[1:]
-    if workers == 1 or len(rest) <= 1:
+    if client is not None and rest:
+        from xtml.parallel import map_tasks
+
+        (runs_future,) = client.scatter([loaded], broadcast=True)  # the models, once per worker
+        results = map_tasks(
+            _analyze_one,
+            rest,
+            client=client,
+            args=(runs_future,),
+            kwargs={
+                "energy_range": energy_range,
+                "batch_mission": batch_mission,
+                "n_samples": n_samples,
+                "seed": seed,
+                "plot_dir": None if plot_dir is None else Path(plot_dir),
+            },
+            desc="analyze",
+            unit="file",
+            progress=False,
+            retries=0,  # a file that fails gets an error row; a dead worker's files are rerun anyway
+        )
+        results.insert(0, first)
+    elif workers == 1 or len(rest) <= 1:
         results = [first] + [one(p, batch_mission) for p in rest]
     else:
         with ThreadPoolExecutor(max_workers=workers) as pool:

@@ -18,17 +18,23 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
     from xtml.data.simrun import simulate_run
 
     config = load_config(args.config)
+    from functools import partial
+
+    from xtml.parallel import client_from_args, simulate_dataset_dask
+
     try:
-        run = simulate_run(
-            config,
-            args.n,
-            args.out,
-            seed=args.seed,
-            chunk_size=args.chunk_size,
-            overwrite=args.overwrite,
-            progress=not args.no_progress,
-            command=args.argv,
-        )
+        with client_from_args(args) as client:  # --scheduler / --workers: on Dask, one task per chunk
+            run = simulate_run(
+                config,
+                args.n,
+                args.out,
+                seed=args.seed,
+                chunk_size=args.chunk_size,
+                overwrite=args.overwrite,
+                progress=not args.no_progress,
+                command=args.argv,
+                simulate=None if client is None else partial(simulate_dataset_dask, client=client),
+            )
     except KeyboardInterrupt:
         print(
             f"\ninterrupted: finished chunks are kept in {args.out} (run recorded as incomplete); run the "
@@ -257,16 +263,20 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
             paths += found
         else:
             paths.append(text)
-    rows = analyze_files(
-        paths,
-        args.run,
-        workers=args.workers,
-        energy_range=None if args.energy is None else (args.energy[0], args.energy[1]),
-        n_samples=args.n_samples,
-        seed=args.seed,
-        allow_uncalibrated=args.allow_uncalibrated,
-        plot_dir=args.plots,
-    )
+    from xtml.parallel import client_from_args
+
+    with client_from_args(args) as client:  # --scheduler / --workers: one Dask task per file
+        rows = analyze_files(
+            paths,
+            args.run,
+            workers=2,  # threads, without a cluster
+            energy_range=None if args.energy is None else (args.energy[0], args.energy[1]),
+            n_samples=args.n_samples,
+            seed=args.seed,
+            allow_uncalibrated=args.allow_uncalibrated,
+            plot_dir=args.plots,
+            client=client,
+        )
     n_err = sum(r.error is not None for r in rows)
     n_out = sum(r.error is None and not r.in_scope for r in rows)
     if args.json:
@@ -403,6 +413,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sim.add_argument("--overwrite", action="store_true", help="replace a finished run at --out")
     sim.add_argument("--no-progress", action="store_true", help="do not show the progress bar")
+    from xtml.parallel import add_dask_arguments
+
+    add_dask_arguments(sim)
     sim.set_defaults(func=_cmd_simulate)
 
     fit = sub.add_parser(
@@ -549,7 +562,6 @@ def build_parser() -> argparse.ArgumentParser:
         help="trained run folder or bundle (xtml export; repeat for several)",
     )
     analyze.add_argument("--energy", type=float, nargs=2, metavar=("LO", "HI"), help="energy band, keV")
-    analyze.add_argument("--workers", type=int, default=2, help="files analysed at once (default 2)")
     analyze.add_argument("--n-samples", type=int, default=2000, help="SBI posterior draws (default 2000)")
     analyze.add_argument("--seed", type=int, default=0, help="seed of the posterior draws (default 0)")
     analyze.add_argument("--plots", type=Path, default=None, help="write each analysed spectrum here")
@@ -557,6 +569,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--allow-uncalibrated", action="store_true", help="use an SBI run that failed calibration"
     )
     analyze.add_argument("--json", action="store_true", help="print the rows as JSON")
+    from xtml.parallel import add_dask_arguments
+
+    add_dask_arguments(analyze)  # without them: 2 threads in this process
     analyze.set_defaults(func=_cmd_analyze)
 
     report = sub.add_parser(
