@@ -70,6 +70,31 @@ def test_readme_python_example_runs(capsys):
     assert "(4, 2, 32768)" in out
 
 
+def test_readme_command_lines_are_valid_commands():
+    """Every ``xtml`` line of the README's bash blocks parses with the real parser: no stale option.
+
+    (They are not run: they use the full sizes of hours-long runs and files the reader has; the docs pages'
+    examples, below, run at small sizes.)"""
+    import shlex
+
+    from xtml.cli import build_parser
+
+    readme = (ROOT / "README.md").read_text()
+    lines = [
+        line.split("#")[0].strip()
+        for block in re.findall(r"```bash\n(.*?)```", readme, flags=re.S)
+        for line in block.splitlines()
+        if line.strip().startswith("xtml ")
+    ]
+    assert len(lines) >= 10, lines
+    parser = build_parser()
+    for line in lines:
+        try:
+            parser.parse_args(shlex.split(line)[1:])
+        except SystemExit:
+            pytest.fail(f"README command does not parse: {line}")
+
+
 # ----------------------------------------------------------------------------------------- the docs site
 
 
