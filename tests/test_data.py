@@ -260,7 +260,7 @@ def test_shipped_configs_load_and_round_trip():
         config = load_train_config(path)
         assert TrainConfig.from_dict(config.to_dict()) == config
     scenarios = [p for p in configs if p.name.startswith("sbi_")]
-    assert len(scenarios) == 4
+    assert len(scenarios) == 5  # ideal, nustar, variable dead time, pile-up, and the demo's
     for path in scenarios:  # SBI scenarios: a simulation configuration plus [sbi], [npe], [validation]
         pytest.importorskip("torch")
         from xtml.sbi.scenario import SBIConfig, load_sbi_config
@@ -296,7 +296,7 @@ def test_cli_simulate_and_interrupt(tmp_path):
         "--no-progress",
     ]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    done = out / "done" / "c"
+    done = out / "data.zarr" / "done" / "c"  # the store in the run folder
     deadline = time.time() + 60
     while time.time() < deadline and not (done.exists() and len(list(done.iterdir())) >= 2):
         time.sleep(0.05)
@@ -308,10 +308,15 @@ def test_cli_simulate_and_interrupt(tmp_path):
     assert "run the same command again to resume" in err
     with pytest.raises(IncompleteDatasetError):
         open_dataset(out)
+    from xtml.runs import load_record
+
+    assert load_record(out).status == "incomplete"  # the interrupted run is recorded as such
+    assert "KeyboardInterrupt" in load_record(out).error
     res = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=os.environ)
     assert res.returncode == 0, res.stderr
     assert "wrote 400 simulated observations" in res.stdout
     assert open_dataset(out).n == 400
+    assert load_record(out).status == "complete"  # the same command resumed and finished the run
 
 
 def test_cli_errors_are_one_line(tmp_path, capsys):

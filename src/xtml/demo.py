@@ -96,7 +96,7 @@ def default_config_path() -> Path:
 
 
 def demo_config_path(name: str = "demo_nustar.toml") -> Path:
-    """Path of a configuration of the demo (``demo_nustar.toml`` or ``demo_sbi.toml``)."""
+    """Path of a configuration of the demo (``demo_nustar.toml`` or ``sbi_demo.toml``)."""
     return _config(name)
 
 
@@ -140,7 +140,7 @@ def _sbi(run: Path, size: dict[str, int], progress: bool) -> dict[str, Any]:
     from xtml.sbi.run import train_sbi_run
     from xtml.sbi.scenario import SBIConfig, load_sbi_config
 
-    config = load_sbi_config(demo_config_path("demo_sbi.toml"))
+    config = load_sbi_config(demo_config_path("sbi_demo.toml"))
     raw = config.to_dict()
     raw["sbi"]["n_train"], raw["sbi"]["n_test"] = size["n_train_sbi"], size["n_test_sbi"]
     config = SBIConfig.from_dict(raw, source=config.source)
