@@ -198,6 +198,14 @@ def test_bad_inputs_name_the_parameter():
         fit_spectra(ps, MODEL, bounds, n_starts=0)
     with pytest.raises(ValueError, match="workers"):
         fit_spectra(ps, MODEL, bounds, workers=0)
+    from xtml.reference import default_bounds
+
+    class MyQPO(Lorentzian):  # a user's component: no default bounds, a ValueError that says what to do
+        pass
+
+    mine = SpectralModel(PSDModel.from_components({"red": PowerLaw(), "mine": MyQPO()}), noise="free")
+    with pytest.raises(ValueError, match=r"no default bounds for component 'mine' of kind MyQPO"):
+        default_bounds(mine, ps)
 
 
 def test_workers_do_not_change_the_results(rng):

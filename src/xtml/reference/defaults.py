@@ -41,7 +41,13 @@ def default_bounds(model: SpectralModel, spectrum: PowerSpectrum) -> dict[str, t
     }
     out: dict[str, tuple[float, float]] = {}
     for name, comp in model.psd.components:
-        table = per_kind[type(comp)]
+        table = per_kind.get(type(comp))
+        if table is None:
+            raise ValueError(
+                f"no default bounds for component {name!r} of kind {type(comp).__name__} (defaults exist for "
+                f"{', '.join(k.__name__ for k in per_kind)}): give the bounds of its parameters "
+                f"{list(comp.param_names)} explicitly"
+            )
         for p in comp.param_names:
             out[f"{name}.{p}"] = table[p]
     if model.noise == "free":
