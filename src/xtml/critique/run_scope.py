@@ -21,7 +21,6 @@ and applies it to every prediction.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 from typing import Any
@@ -30,6 +29,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from xtml.critique.scope import ScopeGate, ScopeResult, TrainingDomain, log_spectral_features
+from xtml.runs.hashing import file_sha256
 
 __all__ = [
     "SCOPE_FILE",
@@ -45,10 +45,6 @@ __all__ = [
 SCOPE_FILE = "scope.json"
 MAX_FIT_ROWS = 20_000  # training inputs used to fit the gate (a random subset beyond this)
 SAMPLE_ROWS = 300  # training inputs kept in scope.json, to show new data next to them (embeddings)
-
-
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def run_kind(run: Path) -> str:
@@ -186,7 +182,7 @@ def fit_run_scope(run_dir: str | Path, *, alpha: float = 0.01) -> dict[str, Any]
     manifest = run / "manifest.json"
     if manifest.is_file():
         recorded = json.loads(manifest.read_text())
-        recorded[SCOPE_FILE] = _sha256(path)
+        recorded[SCOPE_FILE] = file_sha256(path)
         manifest.write_text(json.dumps(recorded, indent=1))
     return {"kind": kind, "n_components": int(gate.components_.shape[0]), **held}
 
@@ -211,7 +207,7 @@ def load_run_scope(run_dir: str | Path) -> tuple[ScopeGate, dict[str, Any]] | No
     manifest = run / "manifest.json"
     if manifest.is_file():
         recorded = json.loads(manifest.read_text()).get(SCOPE_FILE)
-        if recorded is None or recorded != _sha256(path):
+        if recorded is None or recorded != file_sha256(path):
             raise ValueError(
                 f"{path} does not match its hash in {manifest}: the file was modified; refusing to load it"
             )

@@ -15,7 +15,6 @@ Nothing here ever calls ``pickle.load`` or ``torch.load``.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 from pathlib import Path
@@ -23,6 +22,8 @@ from typing import Any
 
 import numpy as np
 from sklearn.pipeline import Pipeline
+
+from xtml.runs.hashing import file_sha256  # one file hash for model folders and run records
 
 __all__ = ["IncompatibleModelError", "UnsafeModelError", "file_sha256", "load_model", "save_model"]
 
@@ -54,15 +55,6 @@ class IncompatibleModelError(ValueError):
 
 class UnsafeModelError(ValueError):
     """A model file that is not what its manifest says, or that holds types outside the allow-list."""
-
-
-def file_sha256(path: str | Path) -> str:
-    """SHA-256 of a file, hex."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _is_network(est: object) -> bool:

@@ -42,6 +42,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from xtml.psd import JointPrior
+from xtml.runs.hashing import file_sha256
 from xtml.sbi.inputs import InputSpec, dataset_inputs
 from xtml.sbi.scenario import TEST_SEED_OFFSET, SBIConfig
 
@@ -133,12 +134,6 @@ def accuracy_table(
     edges = np.quantile(rates, np.linspace(0, 1, n_bins + 1))
     estimates = Estimates.from_samples("sbi", names, samples)
     return comparison_table(truths, rates, [estimates], names, rate_bins=edges)
-
-
-def _sha256(path: Path) -> str:
-    from xtml.learn.persist import file_sha256
-
-    return file_sha256(path)
 
 
 def train_sbi_run(
@@ -293,8 +288,8 @@ def _train_sbi(
         coverage=curve,
         coverage_joint=np.full(curve_levels.shape, np.nan) if curve_joint is None else curve_joint,
     )
-    manifest = {name: _sha256(post_dir / name) for name in POSTERIOR_FILES}
-    manifest_all = {"posterior": manifest, "calibration.json": _sha256(out / "calibration.json")}
+    manifest = {name: file_sha256(post_dir / name) for name in POSTERIOR_FILES}
+    manifest_all = {"posterior": manifest, "calibration.json": file_sha256(out / "calibration.json")}
     (out / "manifest.json").write_text(json.dumps(manifest_all, indent=1))
     text = [
         f"SBI run {out}: {config.source or 'configuration'}",
@@ -398,7 +393,7 @@ def load_run_posterior(run: str | Path, *, allow_uncalibrated: bool = False) -> 
         path = run / name
         if not path.is_file():
             raise ValueError(f"{path} is missing")
-        digest = _sha256(path)
+        digest = file_sha256(path)
         if digest != manifest.get(name):
             raise ValueError(
                 f"{path} does not match its hash in {manifest_path} (sha256 {digest[:12]}..., recorded "
