@@ -133,3 +133,20 @@ def test_repr_is_short():
     text = repr(_spectrum())
     assert text.startswith("PowerSpectrum(n=2, n_freq=3, norm='leahy'")
     assert len(text) < 200
+
+
+def test_sampling_is_checked_and_travels_with_the_spectrum():
+    """How the bins sampled the source (the binning response of the reference) survives every transform."""
+    from xtml.timing import rebin_linear, rebin_log
+
+    assert _spectrum().sampling == 1
+    ps = _spectrum(sampling="continuous")
+    for derived in (ps.select([1]), ps.to_norm("frac"), rebin_linear(ps, 3)):
+        assert derived.sampling == "continuous"
+    assert _spectrum(sampling=np.int64(4)).sampling == 4
+    for bad in (0, -2, 1.5, True, "events", None):
+        with pytest.raises(ValueError, match="sampling must be an integer >= 1"):
+            _spectrum(sampling=bad)
+    counts = np.random.default_rng(3).poisson(20.0, size=(2, 1024))
+    assert periodogram(counts, 0.01, segment_bins=256, sampling=2).sampling == 2
+    assert rebin_log(periodogram(counts, 0.01, segment_bins=256), 0.1).sampling == 1

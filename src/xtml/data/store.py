@@ -85,7 +85,9 @@ class IncompleteDatasetError(ValueError):
 
 def _spectrum(config: SimulationConfig, counts: NDArray[np.int64]) -> PowerSpectrum:
     o = config.observation
-    return o.rebin(periodogram(counts, o.dt, norm=o.norm, segment_bins=o.segment_bins))
+    return o.rebin(
+        periodogram(counts, o.dt, norm=o.norm, segment_bins=o.segment_bins, sampling=o.alias_factor)
+    )
 
 
 def spectrum_grid(config: SimulationConfig) -> PowerSpectrum:
@@ -161,10 +163,26 @@ def simulate_chunk(
     }
     dtype = config.dataset.power_dtype
     if det.n_modules >= 2:
-        cs = o.rebin(cospectrum(counts[:, 0], counts[:, 1], o.dt, norm=o.norm, segment_bins=o.segment_bins))
+        cs = o.rebin(
+            cospectrum(
+                counts[:, 0],
+                counts[:, 1],
+                o.dt,
+                norm=o.norm,
+                segment_bins=o.segment_bins,
+                sampling=o.alias_factor,
+            )
+        )
         out["cospectrum"] = cs.power.astype(dtype)
     if o.fad:
-        fad = fad_correct(counts[:, 0], counts[:, 1], o.dt, norm=o.norm, segment_bins=o.segment_bins)
+        fad = fad_correct(
+            counts[:, 0],
+            counts[:, 1],
+            o.dt,
+            norm=o.norm,
+            segment_bins=o.segment_bins,
+            sampling=o.alias_factor,
+        )
         out["power_fad"] = o.rebin(fad.power_total).power.astype(dtype)
     if config.dataset.store_lightcurves:
         out["lightcurves"] = counts.astype(np.int32)
@@ -438,6 +456,7 @@ class SimDataset:
             segment_length=o.segment_length,
             dt=o.dt,
             n_segments=o.n_segments,
+            sampling=o.alias_factor,
         )
 
 

@@ -86,17 +86,12 @@ def reference_scores(
 ) -> tuple[NDArray[np.float64], float]:
     """The likelihood-ratio statistic of the reference test on task rows ``rows``, and s per spectrum."""
     from xtml.psd import PSDModel
-    from xtml.reference import SpectralModel, default_bounds, qpo_scores
-    from xtml.reference.fitcli import dataset_dead_time
+    from xtml.reference import default_bounds, qpo_scores
+    from xtml.reference.fitcli import dataset_model
 
-    dead_time, n_modules = dataset_dead_time(dataset)
     ref = config.reference
-    null = SpectralModel(
-        PSDModel.from_kinds(dict(ref.null)), noise="free", dead_time=dead_time, n_modules=n_modules
-    )
-    alt = SpectralModel(
-        PSDModel.from_kinds(dict(ref.alt)), noise="free", dead_time=dead_time, n_modules=n_modules
-    )
+    null = dataset_model(dataset, PSDModel.from_kinds(dict(ref.null)))
+    alt = dataset_model(dataset, PSDModel.from_kinds(dict(ref.alt)))
     spectra = td.spectra.select(rows).to_norm("leahy")  # one white-noise level (~2) for every rate
     alt_bounds = default_bounds(alt, spectra.select(0))
     null_bounds = {k: v for k, v in alt_bounds.items() if k in null.param_names}
@@ -114,12 +109,10 @@ def reference_fits(
     ``err / (x ln 10)``), whether each fit gave finite targets and errors, and seconds per spectrum.
     """
     from xtml.psd import PSDModel
-    from xtml.reference import SpectralModel, default_bounds, fit_spectra
-    from xtml.reference.fitcli import dataset_dead_time
+    from xtml.reference import default_bounds, fit_spectra
+    from xtml.reference.fitcli import dataset_model
 
-    dead_time, n_modules = dataset_dead_time(dataset)
-    psd = PSDModel.from_kinds(dict(config.reference.alt))
-    model = SpectralModel(psd, noise="free", dead_time=dead_time, n_modules=n_modules)
+    model = dataset_model(dataset, PSDModel.from_kinds(dict(config.reference.alt)))
     missing = [t for t in td.names if t not in model.param_names]
     if missing:
         raise ValueError(

@@ -7,13 +7,17 @@ Huppenkothen, Ntampaka et al. 2023: compare against a domain reference):
   paralyzable dead time, and the Zhang et al. (1995) dead-time-modified Leahy power spectrum of Poisson noise
   (identical to Stingray's ``pds_model_zhang``, much faster);
 * pile-up (:mod:`xtml.reference.pileup`): Poisson pile-up fractions and event rates of a framed detector;
-* the likelihood (:mod:`xtml.reference.likelihood`): the exact Whittle likelihood of averaged, rebinned
-  spectra and the spectral model (source PSD + white noise) that every fit, test and sampler uses.
-
-More comes later: Whittle-likelihood fits of power spectra, QPO detection tests and MCMC posteriors, all built
-on the same model functions as the simulation-based inference.
+* the one forward model (:mod:`xtml.reference.likelihood`, :mod:`xtml.reference.binning`): the expected
+  power of a spectrum, :class:`SpectralModel` — the source PSD averaged over each bin's Fourier frequencies
+  and seen through the binning response and aliasing of the light curves it was made from (the simulator's
+  fine grid, or photons counted in bins), with the dead-time gain and background dilution, plus white noise
+  (Zhang's shape under dead time) — and the exact Whittle likelihood of averaged, rebinned spectra;
+* maximum-likelihood fits with Hessian errors (:func:`fit_spectra`), QPO tests with posterior-predictive
+  calibration (:func:`qpo_scores`, :func:`calibrate`), MCMC posteriors (:func:`sample_posterior`) and the
+  Laplace likelihood of cospectra, all on the same model function as the simulation-based inference.
 """
 
+from xtml.reference.binning import ModelGrid, binning_response, model_grid
 from xtml.reference.cospectrum import (
     COSPECTRUM_KINDS,
     EXACT_MAX_M,
@@ -53,11 +57,13 @@ __all__ = [
     "FitResult",
     "LogLikelihood",
     "MCMCResult",
+    "ModelGrid",
     "NoiseKind",
     "NotConvergedError",
     "QPOFitWarning",
     "QPOTestResult",
     "SpectralModel",
+    "binning_response",
     "bound_pairs",
     "calibrate",
     "cospectrum_loglike",
@@ -72,6 +78,7 @@ __all__ = [
     "log_likelihood_cospectrum",
     "lrt_statistic",
     "max_outlier_statistic",
+    "model_grid",
     "photon_loss_fraction",
     "pileup_fraction",
     "qpo_scores",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +14,7 @@ from xtml.reference.fit import FitResult, fit_spectra
 from xtml.reference.likelihood import NoiseKind, SpectralModel
 from xtml.timing import PowerSpectrum, spectrum_from_event_file
 
-__all__ = ["FitReport", "dataset_dead_time", "fit_report", "load_spectrum", "parse_model"]
+__all__ = ["FitReport", "dataset_dead_time", "dataset_model", "fit_report", "load_spectrum", "parse_model"]
 
 
 def parse_model(text: str) -> PSDModel:
@@ -97,18 +97,7 @@ class FitReport:
 
         from xtml.critique import plot_spectra
 
-        expected = self.model.expected(self.result.params, self.spectrum)
-        best = PowerSpectrum(
-            freq=self.spectrum.freq,
-            power=expected,
-            m=self.spectrum.m,
-            df=self.spectrum.df,
-            norm=self.spectrum.norm,
-            mean_rate=self.spectrum.mean_rate,
-            segment_length=self.spectrum.segment_length,
-            dt=self.spectrum.dt,
-            n_segments=self.spectrum.n_segments,
-        )
+        best = replace(self.spectrum, power=self.model.expected(self.result.params, self.spectrum))
         ax = plot_spectra(self.spectrum, [0], expected=best, labels=["data and best fit"])
         out = Path(path)
         ax.figure.savefig(out, dpi=110, bbox_inches="tight")
@@ -138,6 +127,24 @@ def dataset_dead_time(path: str | Path) -> tuple[float, int]:
             "needs; fit the FAD-corrected spectrum (--spectrum power_fad) or pass --dead-time explicitly"
         )
     return float(dead.value), det.n_modules
+
+
+def dataset_model(path: str | Path, psd: PSDModel, *, noise: NoiseKind = "free") -> SpectralModel:
+    """The reference model of the spectra of an xtml dataset: ``psd`` seen through its detector.
+
+    The dataset's constant non-paralyzable dead time and modules (:func:`dataset_dead_time`) and its
+    background rate; the binning response comes with the spectra (their ``sampling``).  A path that is not
+    a dataset (an event file) gives the ideal single-module model.
+    """
+    dead_time, n_modules = dataset_dead_time(path)
+    background = 0.0
+    if Path(path).is_dir():
+        from xtml.data import open_dataset
+
+        background = float(open_dataset(path).config.detector.background_rate)
+    return SpectralModel(
+        psd, noise=noise, dead_time=dead_time, n_modules=n_modules, background_rate=background
+    )
 
 
 def fit_report(

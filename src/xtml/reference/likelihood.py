@@ -98,7 +98,17 @@ class SpectralModel:
     (``noise="poisson"``: 2, 2/mu or 2 mu) or a free parameter ``noise.level`` in the spectrum's
     units (``noise="free"``: what a fit of real data usually needs, e.g. with background).
     :math:`\\langle\\cdot\\rangle_j` is the mean over the Fourier frequencies inside bin ``j``
-    (:mod:`xtml.reference.binning`; the bin centre with ``bin_average=False``).
+    (the bin centre with ``bin_average=False``) of the source PSD seen through the binning response of
+    the spectrum's light curves: at each Fourier frequency the response-weighted sum over its aliased
+    images (:mod:`xtml.reference.binning`, chosen by the spectrum's
+    :attr:`~xtml.timing.PowerSpectrum.sampling`: none for a rate sampled on the grid of ``dt``, the
+    simulator's fine grid for ``alias_factor > 1``, :math:`\\mathrm{sinc}^2` for real photons).  This one
+    function is the expectation that the simulator's spectra average to, and that fits, QPO tests, MCMC
+    and the classical baselines of the simulation-based inference use.
+
+    A constant ``background_rate`` :math:`b` per module (incident, not variable) dilutes the source:
+    :math:`G` gains the factor :math:`(1 - b / r_{in})^2` with :math:`r_{in}` the incident rate per
+    module (the detected one without dead time), so the fitted rms is the *source's* fractional rms.
 
     Without dead time :math:`G = 1` and :math:`w_j = 1`.  With a non-paralyzable ``dead_time``
     :math:`\\tau` per module (``n_modules`` independent modules summed into the spectrum, each detecting
@@ -127,6 +137,8 @@ class SpectralModel:
     bin_average : bool, optional
         Average the model over the Fourier frequencies of each bin (default) rather than evaluating it
         at the bin centre.
+    background_rate : float, optional
+        Constant background count rate per module included in the spectrum's mean rate, ct/s (default 0).
     """
 
     psd: PSDModel
@@ -134,6 +146,7 @@ class SpectralModel:
     dead_time: float = 0.0
     n_modules: int = 1
     bin_average: bool = True
+    background_rate: float = 0.0
 
     def __post_init__(self) -> None:
         if self.noise not in NOISE_KINDS:
@@ -146,6 +159,9 @@ class SpectralModel:
             raise ValueError(f"n_modules must be an integer >= 1, got {n_mod!r}")
         if not isinstance(self.bin_average, bool):
             raise ValueError(f"bin_average must be True or False, got {self.bin_average!r}")
+        bkg = self.background_rate
+        if isinstance(bkg, bool) or not isinstance(bkg, int | float) or not (np.isfinite(bkg) and bkg >= 0):
+            raise ValueError(f"background_rate must be a finite number >= 0 (ct/s per module), got {bkg!r}")
 
     @property
     def param_names(self) -> tuple[str, ...]:
@@ -178,6 +194,17 @@ class SpectralModel:
         scale = {"leahy": rate, "frac": np.ones_like(rate), "abs": rate**2}[spectrum.norm]
         if self.dead_time > 0:
             scale = scale * (1.0 - self._module_rate(spectrum) * self.dead_time) ** 2
+        if self.background_rate > 0:
+            detected = self._module_rate(spectrum)
+            incident = detected / (1.0 - detected * self.dead_time)
+            source = 1.0 - self.background_rate / incident
+            if np.any(source <= 0):
+                bad = float(incident[np.argmax(source <= 0)])
+                raise ValueError(
+                    f"background_rate {self.background_rate:g} ct/s per module is not below the incident "
+                    f"rate per module {bad:.6g} ct/s of the spectrum: no source is left"
+                )
+            scale = scale * source**2
         return scale
 
     def white_shape(self, spectrum: PowerSpectrum, grid: ModelGrid | None = None) -> FloatArray:
@@ -208,7 +235,7 @@ class SpectralModel:
         """Expected source power :math:`c G \\langle P_{src} \\rangle_j`, (n, n_freq), no white noise."""
         t = self._theta(theta, spectrum)
         grid = self.grid(spectrum)
-        src = grid.average(self.psd.evaluate(grid.freq, t[:, : self.psd.n_params], check=check))
+        src = grid.source_average(self.psd.evaluate(grid.source_freq, t[:, : self.psd.n_params], check=check))
         return src * self.source_scale(spectrum)[:, None]
 
     def _theta(self, theta: ArrayLike, spectrum: PowerSpectrum) -> FloatArray:

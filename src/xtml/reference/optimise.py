@@ -128,7 +128,7 @@ class _Problem:
         for comp, sl, pos, n_rows, (row, col, src, sign) in self.plans:
             rows = np.repeat(x[sl][np.newaxis], n_rows, axis=0)
             rows[row, col] = np.where(sign > 0, up[src], down[src])
-            c_rows = self.grid.average(comp.evaluate(self.grid.freq, rows, check=False))
+            c_rows = self.grid.source_average(comp.evaluate(self.grid.source_freq, rows, check=False))
             c_rows *= self.scale
             kc = pos.size
             hp = h[pos]

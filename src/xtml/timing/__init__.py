@@ -9,7 +9,7 @@ from xtml.timing.io import EventData, observation_spectrum, read_events, spectru
 from xtml.timing.lightcurve_io import BinnedLightCurve, read_lightcurve
 from xtml.timing.periodogram import periodogram, periodogram_from_events
 from xtml.timing.rebin import log_bin_edges, rebin_linear, rebin_log
-from xtml.timing.spectrum import Norm, PowerSpectrum, check_norm, poisson_level
+from xtml.timing.spectrum import Norm, PowerSpectrum, Sampling, check_norm, check_sampling, poisson_level
 from xtml.timing.stingray_io import from_stingray, to_stingray
 
 __all__ = [
@@ -18,7 +18,9 @@ __all__ = [
     "FADResult",
     "Norm",
     "PowerSpectrum",
+    "Sampling",
     "check_norm",
+    "check_sampling",
     "cospectrum",
     "fad_correct",
     "from_stingray",

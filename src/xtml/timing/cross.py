@@ -29,7 +29,7 @@ from numpy.typing import ArrayLike, NDArray
 from scipy.ndimage import gaussian_filter1d
 
 from xtml.timing.periodogram import _BLOCK_BYTES, _check_dt, _n_freq, check_counts, check_segment_bins
-from xtml.timing.spectrum import Norm, PowerSpectrum, _from_leahy_factor, check_norm
+from xtml.timing.spectrum import Norm, PowerSpectrum, Sampling, _from_leahy_factor, check_norm, check_sampling
 
 __all__ = ["FADResult", "cospectrum", "fad_correct"]
 
@@ -72,7 +72,7 @@ def _rfft(block: NDArray) -> NDArray[np.complex128]:
 
 
 def _spectrum(
-    power: NDArray, mean_rate: NDArray, norm: Norm, n_bins: int, n_seg: int, dt: float
+    power: NDArray, mean_rate: NDArray, norm: Norm, n_bins: int, n_seg: int, dt: float, sampling: Sampling
 ) -> PowerSpectrum:
     """Wrap averaged powers on the Fourier grid ``j / (L dt)``, ``j = 1 .. (L-1)//2``, with ``m = M``."""
     n_freq = power.shape[1]
@@ -86,6 +86,7 @@ def _spectrum(
         segment_length=n_bins * dt,
         dt=dt,
         n_segments=n_seg,
+        sampling=sampling,
     )
 
 
@@ -104,6 +105,7 @@ def cospectrum(
     *,
     norm: Norm = "leahy",
     segment_bins: int | None = None,
+    sampling: Sampling = 1,
 ) -> PowerSpectrum:
     """Cospectra of simultaneous light curves of two independent detectors, averaged over segments.
 
@@ -138,6 +140,8 @@ def cospectrum(
         Normalisation of the output.
     segment_bins : int, optional
         Bins per segment :math:`L`, ``3 <= segment_bins <= n_bins``. Default: the whole light curve (M = 1).
+    sampling : int or "continuous", optional
+        How the bins sample the source's rate (:attr:`~xtml.timing.PowerSpectrum.sampling`; default 1).
 
     Returns
     -------
@@ -190,7 +194,7 @@ def cospectrum(
     n_ph = np.sqrt((total[0] / n_seg) * (total[1] / n_seg))  # geometric mean counts per segment
     mean_rate = n_ph / (n_bins * dt)
     factor = 2.0 / n_ph * _from_leahy_factor(norm, mean_rate) / n_seg
-    return _spectrum(cross * factor[:, None], mean_rate, norm, n_bins, n_seg, dt)
+    return _spectrum(cross * factor[:, None], mean_rate, norm, n_bins, n_seg, dt, check_sampling(sampling))
 
 
 @dataclass(frozen=True, eq=False)
@@ -253,6 +257,7 @@ def fad_correct(
     segment_bins: int,
     smoothing_length: float | None = None,
     norm: Norm = "leahy",
+    sampling: Sampling = 1,
 ) -> FADResult:
     """Dead-time-corrected spectra of two independent detectors with the FAD method, as Stingray's ``FAD``.
 
@@ -301,6 +306,8 @@ def fad_correct(
         of 3 Hz standard deviation.
     norm : {"leahy", "frac", "abs"}, optional
         Normalisation of the outputs (per segment, see above). Stingray's ``FAD`` defaults to ``"frac"``.
+    sampling : int or "continuous", optional
+        How the bins sample the source's rate (:attr:`~xtml.timing.PowerSpectrum.sampling`; default 1).
 
     Returns
     -------
@@ -392,7 +399,7 @@ def fad_correct(
     rate_a, rate_b = counts.mean(axis=2) / segment_length
     rates = (rate_a, rate_b, rate_a + rate_b, np.sqrt(rate_a * rate_b))
     power_a, power_b, power_total, cs = (
-        _spectrum(out[k], rates[k], norm, n_bins, n_seg, dt) for k in range(4)
+        _spectrum(out[k], rates[k], norm, n_bins, n_seg, dt, check_sampling(sampling)) for k in range(4)
     )
     theory = 2.0 / np.sqrt(n_seg)
     return FADResult(power_a, power_b, power_total, cs, fad_delta=(diff_std - theory) / theory)

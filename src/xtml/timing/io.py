@@ -671,7 +671,8 @@ def observation_spectrum(
     else:
         counts = lightcurve_counts(source, starts, n_bins, factor)
     try:
-        ps = periodogram(counts.reshape(1, -1), dt, norm=norm, segment_bins=n_bins)
+        # photons counted in bins of dt from a rate in continuous time: a sinc^2 response, all aliases
+        ps = periodogram(counts.reshape(1, -1), dt, norm=norm, segment_bins=n_bins, sampling="continuous")
     except ValueError as err:
         raise ValueError(f"{source.path}: {err}") from None
     used = int(ps.n_segments)

@@ -28,7 +28,7 @@ import numpy as np
 import scipy.fft as sp_fft
 from numpy.typing import ArrayLike, NDArray
 
-from xtml.timing.spectrum import Norm, PowerSpectrum, check_norm
+from xtml.timing.spectrum import Norm, PowerSpectrum, Sampling, check_norm, check_sampling
 
 __all__ = ["periodogram", "periodogram_from_events"]
 
@@ -146,7 +146,7 @@ def _segment_power_sum(segments: NDArray) -> tuple[NDArray[np.float64], NDArray[
     return out, total
 
 
-def _averaged_spectrum(segments: NDArray, dt: float, norm: Norm) -> PowerSpectrum:
+def _averaged_spectrum(segments: NDArray, dt: float, norm: Norm, sampling: Sampling) -> PowerSpectrum:
     """Normalised average periodogram of non-negative ``segments`` of shape (n, M, L)."""
     n, n_seg, n_bins = segments.shape
     power, total = _segment_power_sum(segments)
@@ -181,11 +181,17 @@ def _averaged_spectrum(segments: NDArray, dt: float, norm: Norm) -> PowerSpectru
         segment_length=segment_length,
         dt=dt,
         n_segments=n_seg,
+        sampling=sampling,
     )
 
 
 def periodogram(
-    counts: ArrayLike, dt: float, *, norm: Norm = "leahy", segment_bins: int | None = None
+    counts: ArrayLike,
+    dt: float,
+    *,
+    norm: Norm = "leahy",
+    segment_bins: int | None = None,
+    sampling: Sampling = 1,
 ) -> PowerSpectrum:
     """Periodograms of a batch of binned light curves, optionally averaged over segments.
 
@@ -214,6 +220,10 @@ def periodogram(
     segment_bins : int, optional
         Bins per segment :math:`L`, ``3 <= segment_bins <= n_bins``. Default: the whole light curve
         (:math:`M = 1`).
+    sampling : int or "continuous", optional
+        How the bins sample the source's rate (:attr:`PowerSpectrum.sampling`), recorded for the model of
+        the expected power: 1 (default) for a rate simulated on the grid of ``dt``, the simulator's
+        ``alias_factor`` for one simulated on a finer grid, ``"continuous"`` for photons of a real source.
 
     Returns
     -------
@@ -247,10 +257,11 @@ def periodogram(
     norm = check_norm(norm)
     dt = _check_dt(dt)
     data = check_counts(counts, "counts")
+    sampling = check_sampling(sampling)
     seg = check_segment_bins(segment_bins, data.shape[1])
     n_seg = data.shape[1] // seg
     segments = data[:, : n_seg * seg].reshape(data.shape[0], n_seg, seg)
-    return _averaged_spectrum(segments, dt, norm)
+    return _averaged_spectrum(segments, dt, norm, sampling)
 
 
 def _segment_bins_from_size(segment_size: object, dt: float) -> tuple[float, int]:
@@ -440,8 +451,9 @@ def periodogram_from_events(
     Returns
     -------
     PowerSpectrum
-        One spectrum per file, with ``m = M`` (the number of segments used, equal for all files) and
-        ``mean_rate`` = events in the used segments / (:math:`M T_{seg}`).
+        One spectrum per file, with ``m = M`` (the number of segments used, equal for all files),
+        ``mean_rate`` = events in the used segments / (:math:`M T_{seg}`) and ``sampling = "continuous"``
+        (photons counted in bins: the binning response of :mod:`xtml.reference.binning`).
 
     Raises
     ------
@@ -487,4 +499,4 @@ def periodogram_from_events(
                 f"all files must give the same number of segments M; file 0 gives M = {n_seg}, "
                 f"file {i} gives M = {c.shape[0]}"
             )
-    return _averaged_spectrum(np.stack(counts), dt, norm)
+    return _averaged_spectrum(np.stack(counts), dt, norm, "continuous")

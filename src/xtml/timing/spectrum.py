@@ -24,12 +24,40 @@ from typing import Literal, cast, get_args
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-__all__ = ["Norm", "PowerSpectrum", "check_norm", "poisson_level"]
+__all__ = ["Norm", "PowerSpectrum", "Sampling", "check_norm", "check_sampling", "poisson_level"]
 
 Norm = Literal["leahy", "frac", "abs"]
 """Allowed power normalisations."""
 
 _NORMS: tuple[str, ...] = get_args(Norm)
+
+Sampling = int | Literal["continuous"]
+"""How the bins of a light curve sample the source's rate (:attr:`PowerSpectrum.sampling`): an integer
+``a >= 1`` (each bin is the mean of ``a`` samples of the rate on a grid of ``dt / a``; 1: the rate itself on
+the grid of ``dt``) or ``"continuous"`` (photons counted in bins of ``dt`` from a rate in continuous time)."""
+
+
+def check_sampling(sampling: object, name: str = "sampling") -> Sampling:
+    """Check a :data:`Sampling` value; the one place where it is validated.
+
+    Raises
+    ------
+    ValueError
+        If ``sampling`` is neither an integer >= 1 nor ``"continuous"``.
+
+    Examples
+    --------
+    >>> check_sampling(2), check_sampling("continuous")
+    (2, 'continuous')
+    """
+    if sampling == "continuous":
+        return "continuous"
+    if isinstance(sampling, bool) or not isinstance(sampling, int | np.integer) or sampling < 1:
+        raise ValueError(
+            f"{name} must be an integer >= 1 (samples of the rate averaged into each bin) or "
+            f"'continuous' (photons counted from a rate in continuous time), got {sampling!r}"
+        )
+    return int(sampling)
 
 
 def check_norm(norm: object, name: str = "norm") -> Norm:
@@ -176,6 +204,13 @@ class PowerSpectrum:
         Bin time of the light curves, s.
     n_segments : int
         Number of averaged segments ``M`` (1 for a single periodogram).
+    sampling : int or "continuous", optional
+        How the light curves' bins sample the source's rate, which sets the binning response and the
+        aliasing of the expected power (:mod:`xtml.reference.binning`): ``1`` (default) the rate on the grid
+        of ``dt`` itself (no response, nothing above the Nyquist frequency); an integer ``a > 1`` the mean of
+        ``a`` samples on a grid of ``dt / a`` (xtml's simulator with ``alias_factor = a``); ``"continuous"``
+        photons counted in bins of ``dt`` from a rate in continuous time (real event files and light
+        curves: a :math:`\\mathrm{sinc}^2` response and aliases of all orders).
 
     Raises
     ------
@@ -201,6 +236,7 @@ class PowerSpectrum:
     segment_length: float
     dt: float
     n_segments: int
+    sampling: Sampling = 1
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__
@@ -256,12 +292,14 @@ class PowerSpectrum:
         set_(self, "segment_length", _positive_finite_scalar(self.segment_length, "segment_length", "s"))
         set_(self, "dt", _positive_finite_scalar(self.dt, "dt", "s"))
         set_(self, "n_segments", int(n_segments))
+        set_(self, "sampling", check_sampling(self.sampling))
 
     def __repr__(self) -> str:
         return (
             f"PowerSpectrum(n={self.n}, n_freq={self.n_freq}, norm={self.norm!r}, "
             f"freq=[{self.freq[0]:.6g}, ..., {self.freq[-1]:.6g}] Hz, m=[{self.m.min()}..{self.m.max()}], "
-            f"segment_length={self.segment_length:g} s, dt={self.dt:g} s, n_segments={self.n_segments})"
+            f"segment_length={self.segment_length:g} s, dt={self.dt:g} s, n_segments={self.n_segments}, "
+            f"sampling={self.sampling!r})"
         )
 
     @property

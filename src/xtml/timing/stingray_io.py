@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from xtml.timing.spectrum import PowerSpectrum, check_norm
+from xtml.timing.spectrum import PowerSpectrum, Sampling, check_norm, check_sampling
 
 __all__ = ["from_stingray", "to_stingray"]
 
@@ -92,7 +92,7 @@ def to_stingray(ps: PowerSpectrum, index: int = 0) -> Any:
     return spec
 
 
-def from_stingray(obj: Any) -> PowerSpectrum:
+def from_stingray(obj: Any, *, sampling: Sampling = "continuous") -> PowerSpectrum:
     """A Stingray power spectrum as a :class:`~xtml.timing.PowerSpectrum` with ``n = 1``.
 
     Parameters
@@ -100,6 +100,10 @@ def from_stingray(obj: Any) -> PowerSpectrum:
     obj : stingray.Powerspectrum or stingray.AveragedPowerspectrum
         A power spectrum in ``"leahy"``, ``"frac"`` or ``"abs"`` normalisation, possibly rebinned with
         ``rebin`` or ``rebin_log``.
+    sampling : int or "continuous", optional
+        How the light curve's bins sampled the source (:attr:`~xtml.timing.PowerSpectrum.sampling`); Stingray
+        does not record it.  Default ``"continuous"``: a spectrum of real events or of a mission's light
+        curve; pass the ``alias_factor`` for a simulated light curve.
 
     Returns
     -------
@@ -144,4 +148,5 @@ def from_stingray(obj: Any) -> PowerSpectrum:
         segment_length=segment_length,
         dt=dt,
         n_segments=max(n_segments, 1),
+        sampling=check_sampling(sampling),
     )
