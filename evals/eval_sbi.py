@@ -26,7 +26,8 @@ For each scenario (``configs/sbi_<scenario>.toml``) the script
 Results: ``evals/out/sbi_<scenario>/eval.json`` and ``eval.md`` (the tables recorded in BENCHMARKS.md).
 Environment: ``XTML_EVAL_NTRAIN`` overrides ``n_train`` (a smaller, faster check; the output folder gets
 the size as a suffix), ``XTML_EVAL_DIR`` the output root, ``XTML_EVAL_THREADS`` the torch threads of the
-training (default: all CPUs; 1 when two evaluations share the machine).
+training (default: all CPUs; 1 when two evaluations share the machine), ``XTML_EVAL_CLASSICAL_ONLY=1`` runs
+only step 3's classical methods on the held-out simulations (no training; after a change of the reference).
 """
 
 from __future__ import annotations
@@ -189,28 +190,36 @@ def c2st_section(out: Path, cfg: SBIConfig, n_obs: int) -> dict:
     }
 
 
-def classical_section(out: Path, cfg: SBIConfig, n_obs: int, n_mcmc: int) -> dict:
-    """SBI next to the classical fits on the first ``n_obs`` test observations (MCMC on ``n_mcmc``)."""
+def classical_section(out: Path, cfg: SBIConfig, n_obs: int, n_mcmc: int, *, sbi: bool = True) -> dict:
+    """SBI next to the classical fits on the first ``n_obs`` test observations (MCMC on ``n_mcmc``).
+
+    ``sbi=False`` runs the classical methods alone (no trained posterior needed: only ``test.zarr``).
+    """
     from xtml.data import open_dataset
     from xtml.sbi import classical as cl
-    from xtml.sbi.inputs import dataset_inputs
-    from xtml.sbi.run import load_run_posterior
 
-    rp = load_run_posterior(out, allow_uncalibrated=True)
-    post = rp.posterior
     ds = open_dataset(out / "test.zarr")
     label = ds.class_names.index(cfg.sbi.class_name)
     idx = np.flatnonzero(np.asarray(ds.array("labels")) == label)[:n_obs]
     if idx.size == 0:
         return {"markdown": "", "rows": []}
-    names = post.names
+    estimates = []
+    if sbi:
+        from xtml.sbi.inputs import dataset_inputs
+        from xtml.sbi.run import load_run_posterior
+
+        rp = load_run_posterior(out, allow_uncalibrated=True)
+        post = rp.posterior
+        names = post.names
+        x = dataset_inputs(ds, rp.inputs, idx)
+        t = time.perf_counter()
+        samples = post.sample(x, 2000, rng=0)
+        per_obs = (time.perf_counter() - t) / idx.size
+        estimates.append(cl.Estimates.from_samples("sbi", names, samples, seconds=np.full(idx.size, per_obs)))
+    else:
+        names = tuple(cfg.sbi.parameters)
     truths = cl.observation_truths(ds, idx, names)
     rates = cl.observation_truths(ds, idx, ["rate"])[:, 0]
-    x = dataset_inputs(ds, rp.inputs, idx)
-    t = time.perf_counter()
-    samples = post.sample(x, 2000, rng=0)
-    per_obs = (time.perf_counter() - t) / idx.size
-    estimates = [cl.Estimates.from_samples("sbi", names, samples, seconds=np.full(idx.size, per_obs))]
     det = cfg.simulation.detector
     runners = [("naive fit", cl.naive_fit)]
     if det.dead_time is not None and not det.is_ideal:
@@ -236,7 +245,10 @@ def classical_section(out: Path, cfg: SBIConfig, n_obs: int, n_mcmc: int) -> dic
     result: dict = {"n": int(idx.size), "rows": [r.to_dict() for r in rows]}
     if mcmc is not None:
         sub_rows = cl.comparison_table(
-            truths[: mcmc.n], rates[: mcmc.n], [_first(estimates[0], mcmc.n), mcmc], names
+            truths[: mcmc.n],
+            rates[: mcmc.n],
+            [*[_first(e, mcmc.n) for e in estimates[:1] if sbi], mcmc],
+            names,
         )
         result["mcmc_rows"] = [r.to_dict() for r in sub_rows]
         result["mcmc_seconds_median"] = float(np.median(mcmc.seconds))
@@ -323,6 +335,33 @@ def _md_table(rows: list[dict], keys: list[str]) -> str:
     return "\n".join(lines)
 
 
+def evaluate_classical(scenario: str) -> dict:
+    """Only the classical reference on the scenario's held-out simulations (``XTML_EVAL_CLASSICAL_ONLY=1``).
+
+    The posterior does not use the reference, so after a change of the reference only these figures move:
+    the test set is simulated exactly as :func:`xtml.sbi.run.train_sbi_run` does (same seed), without
+    training, and the classical fits are re-run; the output is ``eval_classical.md`` / ``.json``.
+    """
+    from xtml.sbi.run import _dataset
+
+    cfg = _config(scenario)
+    out = _out(scenario, cfg)
+    out.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    _dataset(cfg, "test", out, print)
+    with threadpool_limits(1):
+        result = {
+            "scenario": scenario,
+            "classical": classical_section(out, cfg, N_CLASSICAL, N_MCMC, sbi=False),
+        }
+    result["wall_s"] = time.perf_counter() - t0
+    (out / "eval_classical.json").write_text(json.dumps(result, indent=1, default=float))
+    md = f"## Classical reference, SBI scenario {scenario}\n\n" + result["classical"]["markdown"] + "\n"
+    (out / "eval_classical.md").write_text(md)
+    print(md)
+    return result
+
+
 def evaluate(scenario: str) -> dict:
     cfg = _config(scenario)
     out = _out(scenario, cfg)
@@ -371,4 +410,4 @@ if __name__ == "__main__":
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     names = sys.argv[1:] or ["nustar"]
     for name in names:
-        evaluate(name)
+        (evaluate_classical if os.environ.get("XTML_EVAL_CLASSICAL_ONLY") == "1" else evaluate)(name)

@@ -149,3 +149,32 @@ def test_analyze_with_an_sbi_run_and_plots(sbi_power_run: Path, tmp_path: Path) 
     assert len(list((tmp_path / "plots").glob("*.png"))) == 2  # the spectrum and the domain embedding
     assert (tmp_path / "plots" / f"domain_{sbi_power_run.name}.png").is_file()
     assert "OUT OF SCOPE" in rows_table(rows)
+
+
+def test_fit_and_analyze_quote_the_same_rate_of_a_file(learn_run: Path, capsys) -> None:
+    """One rate per file and grid: `xtml fit` on the run's grid prints what `xtml analyze` notes, and both
+    say over which seconds (the analysed segments, and all the good time when that differs)."""
+    from xtml.analyze import load_run
+    from xtml.cli import main
+
+    path = DATA / "xte_test.evt.gz"
+    o = load_run(learn_run).observation
+    (row,) = analyze_files([path], [learn_run])
+    rate_note = next(n for n in row.notes if n.startswith("rate: "))[len("rate: ") :]
+    assert f"{row.rate:.4g} ct/s in the {row.exposure_analysed:.6g} s analysed" in rate_note
+    assert "over all 1226 s of good time" in rate_note  # the file's 999 events / 1226 s: 0.8148 ct/s
+    assert "0.8148 ct/s over all" in rate_note
+    fit_args = [
+        "--model",
+        "broad=zero_lorentzian",
+        "--dt",
+        str(o.dt),
+        "--segment-size",
+        str(o.segment_length),
+    ]
+    code = main(["fit", str(path), *fit_args])
+    assert code in (0, 1)  # 1: the fit of this faint file sits at a bound; its rate line is what we read
+    first = capsys.readouterr().out.splitlines()[0]
+    # fit averages every whole segment (all 1226 s here: the file's rate), analyze the run's n_segments
+    assert f"0.8148 ct/s in the 1226 s analysed ({1226 / o.segment_length:.0f} segments of" in first
+    assert rate_note.endswith("0.8148 ct/s over all 1226 s of good time")

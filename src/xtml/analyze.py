@@ -43,8 +43,9 @@ class AnalysisRow:
     run: str
     mission: str = ""
     target: str = ""
-    exposure: float = math.nan
-    rate: float = math.nan
+    exposure: float = math.nan  # all the good time of the file, s
+    exposure_analysed: float = math.nan  # the segments the run analysed, s (``rate`` is theirs)
+    rate: float = math.nan  # ct/s in the analysed segments, as the run's spectrum has it
     prediction: str = ""
     probability: float | None = None
     posterior: tuple[dict[str, Any], ...] = ()
@@ -171,13 +172,17 @@ def _read(path: Path, energy_range: tuple[float, float] | None) -> Any:
 
 
 def _spectrum(source: Any, run: LoadedRun) -> tuple[Any, list[str]]:
-    from xtml.timing import observation_spectrum
+    from xtml.reference.fitcli import rate_text
+    from xtml.timing import EventData, observation_spectrum
 
     o = run.observation
     ps, info = observation_spectrum(
         source, dt=o.dt, segment_size=o.segment_length, n_segments=o.n_segments, norm=o.norm
     )
-    notes = [f"{k}: {v}" for k, v in info.items()] if isinstance(info, dict) else list(info)
+    if isinstance(source, EventData):
+        info["file_rate_cps"] = source.times.size / float(source.exposure)
+    notes = [f"{k}: {v}" for k, v in info.items()]
+    notes.append(f"rate: {rate_text(info)}")
     return o.rebin(ps), notes
 
 
@@ -287,6 +292,7 @@ def _analyze_one(
                     features=tuple(np.asarray(features, dtype=float).ravel().tolist()),
                     run=str(run.path),
                     rate=float(np.atleast_1d(ps.mean_rate)[0]),
+                    exposure_analysed=float(ps.n_segments * ps.segment_length),
                     in_scope=ok,
                     scope_p=p,
                     reasons=tuple(reasons),
@@ -456,18 +462,24 @@ def _domain_plot(plot_dir: Path, run: LoadedRun, rows: Sequence[AnalysisRow]) ->
 
 
 def rows_table(rows: Sequence[AnalysisRow]) -> str:
-    """The rows as an aligned text table, out-of-scope answers and errors marked loudly."""
-    lines = [f"{'file':<28} {'mission':<9} {'target':<14} {'exp (s)':>8} {'rate':>9}  {'scope':<12} answer"]
+    """The rows as an aligned text table, out-of-scope answers and errors marked loudly.
+
+    The rate is the one of the analysed segments (the spectrum the run answered), next to the seconds
+    analysed and the file's good time; the note ``rate`` of a row also gives the file's rate over all of it.
+    """
+    columns = f"{'analysed/good s':>15} {'ct/s':>9}  {'scope':<12} answer"
+    lines = [f"{'file':<28} {'mission':<9} {'target':<14} {columns}"]
     for r in rows:
         name = Path(r.path).name[:28]
         if r.error:
             lines.append(
-                f"{name:<28} {r.mission[:9]:<9} {r.target[:14]:<14} {'':>8} {'':>9}  {'ERROR':<12} {r.error}"
+                f"{name:<28} {r.mission[:9]:<9} {r.target[:14]:<14} {'':>15} {'':>9}  {'ERROR':<12} {r.error}"
             )
             continue
         scope = "in scope" if r.in_scope else "OUT OF SCOPE"
+        exposure = f"{r.exposure_analysed:.0f}/{r.exposure:.0f}"
         lines.append(
-            f"{name:<28} {r.mission[:9]:<9} {r.target[:14]:<14} {r.exposure:>8.0f} {r.rate:>9.4g}  "
+            f"{name:<28} {r.mission[:9]:<9} {r.target[:14]:<14} {exposure:>15} {r.rate:>9.4g}  "
             f"{scope:<12} {r.prediction}"
         )
         if not r.in_scope:

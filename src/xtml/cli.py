@@ -104,10 +104,10 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 def _cmd_fit(args: argparse.Namespace) -> int:
     import json
 
-    from xtml.reference.fitcli import dataset_dead_time, fit_report, load_spectrum, parse_model
+    from xtml.reference.fitcli import dataset_dead_time, fit_report, load_spectrum, parse_model, rate_text
 
     psd = parse_model(args.model)
-    spectrum = load_spectrum(
+    spectrum, notes = load_spectrum(
         args.input,
         index=args.index,
         dt=args.dt,
@@ -126,10 +126,9 @@ def _cmd_fit(args: argparse.Namespace) -> int:
     if dead_time > 0 and not args.json:
         print(f"dead-time-aware model: Zhang white noise and gain, {dead_time} s x {n_modules} module(s)")
     if args.json:
-        print(json.dumps(report.to_dict(), indent=2))
+        print(json.dumps(report.to_dict() | {"observation": notes}, indent=2))
     else:
-        rate = spectrum.mean_rate[0]
-        print(f"{args.input}: {spectrum.n_freq} frequencies, {spectrum.norm} norm, {rate:.4g} ct/s")
+        print(f"{args.input}: {spectrum.n_freq} frequencies, {spectrum.norm} norm; {rate_text(notes)}")
         print(report.table())
     if args.plot is not None:
         print(f"plot: {report.plot(args.plot)}")

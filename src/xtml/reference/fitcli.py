@@ -12,9 +12,17 @@ from xtml.psd import PSDModel
 from xtml.reference.defaults import default_bounds
 from xtml.reference.fit import FitResult, fit_spectra
 from xtml.reference.likelihood import NoiseKind, SpectralModel
-from xtml.timing import PowerSpectrum, spectrum_from_event_file
+from xtml.timing import PowerSpectrum, observation_spectrum, read_events
 
-__all__ = ["FitReport", "dataset_dead_time", "dataset_model", "fit_report", "load_spectrum", "parse_model"]
+__all__ = [
+    "FitReport",
+    "dataset_dead_time",
+    "dataset_model",
+    "fit_report",
+    "load_spectrum",
+    "parse_model",
+    "rate_text",
+]
 
 
 def parse_model(text: str) -> PSDModel:
@@ -36,8 +44,14 @@ def load_spectrum(
     segment_size: float = 16.0,
     rebin_log: float = 0.0,
     array: str = "power",
-) -> PowerSpectrum:
-    """One spectrum from an xtml dataset (``DIR.zarr``, row ``index``, ``array``) or a FITS event file."""
+) -> tuple[PowerSpectrum, dict[str, Any]]:
+    """One spectrum from an xtml dataset (``DIR.zarr``, row ``index``, ``array``) or a FITS event file.
+
+    An event file goes through :func:`~xtml.timing.observation_spectrum`, the function ``xtml analyze``
+    uses: all whole segments of ``segment_size`` in its GTIs.  Returns the spectrum and its notes: for a
+    file, the rate in the analysed segments and over all the good time (``observation_spectrum``'s notes,
+    with ``file_rate_cps``), so that a rate is never quoted without the exposure it is measured over.
+    """
     p = Path(path)
     if p.is_dir():
         from xtml.data import open_dataset
@@ -45,10 +59,33 @@ def load_spectrum(
         ds = open_dataset(p)
         if not 0 <= index < ds.n:
             raise ValueError(f"--index must be in [0, {ds.n}) for {p}, got {index}")
-        return ds.spectra(np.array([index]), array=array)
+        ps = ds.spectra(np.array([index]), array=array)
+        o = ds.config.observation
+        exposure = o.n_segments * o.segment_length
+        rate = float(ps.mean_rate[0])
+        return ps, {"exposure_analysed_s": exposure, "exposure_total_s": exposure, "mean_rate_cps": rate}
     if array != "power":
         raise ValueError(f"event files give the total power only; --spectrum {array} needs an xtml dataset")
-    return spectrum_from_event_file(p, dt=dt, segment_size=segment_size, rebin_log_f=rebin_log)
+    events = read_events(p)
+    ps, notes = observation_spectrum(events, dt=dt, segment_size=segment_size, rebin_log_f=rebin_log)
+    notes["file_rate_cps"] = events.times.size / float(events.exposure)
+    return ps, notes
+
+
+def rate_text(notes: dict[str, Any]) -> str:
+    """``"0.9844 ct/s in the 32 s analysed (4 segments of 8 s); 0.8148 ct/s over all 1226 s of good time"``.
+
+    The one way ``xtml fit`` and ``xtml analyze`` quote the rate of a file: the rate of the part analysed
+    and, when it is not the whole file, the rate over all the good time, so that two numbers for one file
+    say why they differ.
+    """
+    rate, analysed = notes["mean_rate_cps"], notes["exposure_analysed_s"]
+    text = f"{rate:.4g} ct/s in the {analysed:.6g} s analysed"
+    if "segments_used" in notes:
+        text += f" ({notes['segments_used']} segments of {notes['segment_length_s']:.6g} s)"
+    if "file_rate_cps" in notes and notes["exposure_total_s"] > analysed * (1 + 1e-9):
+        text += f"; {notes['file_rate_cps']:.4g} ct/s over all {notes['exposure_total_s']:.6g} s of good time"
+    return text
 
 
 @dataclass(frozen=True)
