@@ -929,8 +929,7 @@ def _mtime(path: Path) -> str:
     return datetime.fromtimestamp(path.stat().st_mtime, tz=UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
-def collect(evals: Path = ROOT / "evals" / "out") -> dict[str, Any]:
-    """Gather the figures of the "when not to use ML" page from the outputs of the evaluation scripts."""
+def _detection(evals: Path) -> dict[str, Any]:
     run = evals / "detection" / "run_100000"
     metrics = json.loads((run / "metrics.json").read_text())
     cost = {name: 1e3 * m["predict_time_per_spectrum_s"] for name, m in metrics["models"].items()}
@@ -945,15 +944,17 @@ def collect(evals: Path = ROOT / "evals" / "out") -> dict[str, Any]:
     for r in metrics["comparison"]["rows"]:
         keep = ("scorer", "tpr_at_fpr", "tpr_at_fpr_low", "tpr_at_fpr_high", "roc_auc", "roc_auc_low")
         rows.append({k: r[k] for k in (*keep, "roc_auc_high")} | {"ms_per_spectrum": cost.get(r["scorer"])})
-    detection = {
+    return {
         "command": "python evals/eval_detection.py",
-        "date": _iso_date(metrics["openings"][0]["time"]),
+        "date": _iso_date(metrics["openings"][-1]["time"]),
         "n_test": metrics["n_test"],
         "n_reference": metrics["reference"]["n_spectra"],
         "rows": rows,
         "verdicts": verdicts,
     }
 
+
+def _sbi_ideal(evals: Path) -> dict[str, Any]:
     ideal_path = evals / "sbi_ideal" / "eval.json"
     ideal = json.loads(ideal_path.read_text())
     sbi_rows = []
@@ -964,7 +965,7 @@ def collect(evals: Path = ROOT / "evals" / "out") -> dict[str, Any]:
                 | {"coverage95": r["coverage95"], "seconds": r["seconds"]}
             )
     c2st = ideal["c2st"]
-    sbi_ideal = {
+    return {
         "command": "XTML_EVAL_C2ST=50 XTML_EVAL_MCMC=0 python evals/eval_sbi.py ideal",
         "date": _mtime(ideal_path),
         "n": ideal["classical"]["n"],
@@ -985,6 +986,8 @@ def collect(evals: Path = ROOT / "evals" / "out") -> dict[str, Any]:
         },
     }
 
+
+def _shift(evals: Path) -> dict[str, Any]:
     perf_path = evals / "performance" / "eval.json"
     perf = json.loads(perf_path.read_text())
     shift_rows = [
@@ -1007,7 +1010,7 @@ def collect(evals: Path = ROOT / "evals" / "out") -> dict[str, Any]:
                     "flagged": r["gate"]["flagged_with_grid"],
                 }
             )
-    shift = {
+    return {
         "command": "python evals/eval_performance.py",
         "date": _mtime(perf_path),
         "n_train": perf["n_train"],
@@ -1015,6 +1018,8 @@ def collect(evals: Path = ROOT / "evals" / "out") -> dict[str, Any]:
         "rows": shift_rows,
     }
 
+
+def _sbi_deadtime(evals: Path) -> dict[str, Any]:
     nustar_path = evals / "sbi_nustar" / "eval.json"
     nustar = json.loads(nustar_path.read_text())
     dt_rows = []
@@ -1029,19 +1034,37 @@ def collect(evals: Path = ROOT / "evals" / "out") -> dict[str, Any]:
             if f"{k} rel. bias" in r:
                 row[k] = r[f"{k} rel. bias"]
         dt_rows.append(row)
-    sbi_deadtime = {
+    return {
         "command": "XTML_EVAL_CLASSICAL=150 XTML_EVAL_MCMC=10 python evals/eval_sbi.py nustar",
         "date": _mtime(nustar_path),
         "n": nustar["classical"]["n"],
         "rows": dt_rows,
     }
-    return {
-        "collected": datetime.now(tz=UTC).strftime("%Y-%m-%d"),
-        "detection": detection,
-        "sbi_ideal": sbi_ideal,
-        "shift": shift,
-        "sbi_deadtime": sbi_deadtime,
-    }
+
+
+#: the sections of the results file, each from the output of one evaluation script
+SECTIONS = {"detection": _detection, "sbi_ideal": _sbi_ideal, "shift": _shift, "sbi_deadtime": _sbi_deadtime}
+
+
+def collect(evals: Path = ROOT / "evals" / "out", previous: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Gather the figures of the "when not to use ML" page from the outputs of the evaluation scripts.
+
+    A section whose evaluation output is not in ``evals`` (a script not re-run on this machine) keeps its
+    entry of ``previous`` (the committed results file), with its own command and date: re-running one
+    evaluation refreshes its table only.
+    """
+    out: dict[str, Any] = {"collected": datetime.now(tz=UTC).strftime("%Y-%m-%d")}
+    for name, build in SECTIONS.items():
+        try:
+            out[name] = build(evals)
+        except FileNotFoundError as err:
+            if previous is None or name not in previous:
+                raise
+            print(
+                f"{name}: kept the previous figures of {previous[name]['date']} ({err.filename} is missing)"
+            )
+            out[name] = previous[name]
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -1050,7 +1073,7 @@ def main(argv: list[str] | None = None) -> int:
     if args != ["collect"]:
         print("usage: python docs/hooks.py collect", file=sys.stderr)
         return 2
-    data = collect()
+    data = collect(previous=json.loads(RESULTS.read_text()) if RESULTS.is_file() else None)
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     text = json.dumps(data, indent=1) + "\n"
     RESULTS.write_text(text)
