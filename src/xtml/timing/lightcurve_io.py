@@ -17,6 +17,7 @@ from typing import Any, Literal, get_args
 import numpy as np
 from numpy.typing import NDArray
 
+from xtml._files import require_file
 from xtml.timing.io import header_float, header_text, header_value, open_fits
 
 __all__ = ["BinnedLightCurve", "Values", "lightcurve_counts", "lightcurve_segment_starts", "read_lightcurve"]
@@ -396,8 +397,7 @@ def read_lightcurve(
     (0.125, 22143, (1, 2))
     """
     p = Path(path)
-    if not p.is_file():
-        raise ValueError(f"light-curve file {str(p)!r} does not exist")
+    require_file(p, "light-curve file")
     if values not in get_args(Values):
         raise ValueError(f"values must be one of {get_args(Values)}, got {values!r}")
     if dt is not None and not (np.isfinite(dt) and dt > 0):
