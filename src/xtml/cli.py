@@ -3,14 +3,26 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import NoReturn
 
 from xtml import __version__
 
 __all__ = ["build_parser", "main"]
+
+
+def _check_output_file(path: Path | None, flag: str) -> None:
+    """An output file named by ``flag``: its folder must exist, and it must not be a folder itself."""
+    if path is None:
+        return
+    if path.is_dir():
+        raise ValueError(f"{flag} {str(path)!r} is a directory; give a file name")
+    if not path.absolute().parent.is_dir():
+        raise ValueError(f"{flag} {str(path)!r}: the folder {str(path.parent)!r} does not exist")
 
 
 def _cmd_simulate(args: argparse.Namespace) -> int:
@@ -106,6 +118,11 @@ def _cmd_fit(args: argparse.Namespace) -> int:
 
     from xtml.reference.fitcli import dataset_dead_time, fit_report, load_spectrum, parse_model
 
+    names = [part.split("=", 1)[0].strip() for part in args.model.split(",")]
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        raise ValueError(f"--model names each component once; {', '.join(map(repr, twice))} appears twice")
+    _check_output_file(args.plot, "--plot")
     psd = parse_model(args.model)
     spectrum = load_spectrum(
         args.input,
@@ -122,6 +139,13 @@ def _cmd_fit(args: argparse.Namespace) -> int:
             dataset_dead_time(args.input) if args.dead_time is None else (args.dead_time, 1)
         )
         n_modules = n_modules if args.modules is None else args.modules
+    n_free = len(psd.param_names) + (args.noise == "free")
+    if spectrum.n_freq <= n_free:
+        raise ValueError(
+            f"{args.input}: the spectrum has {spectrum.n_freq} frequency bin(s), too few to fit {n_free} "
+            f"free parameters (--model {args.model}, --noise {args.noise}): a fit needs more frequencies "
+            "than parameters (longer segments, less rebinning, or a simpler model)"
+        )
     report = fit_report(spectrum, psd, noise=args.noise, dead_time=dead_time, n_modules=n_modules)
     if dead_time > 0 and not args.json:
         print(f"dead-time-aware model: Zhang white noise and gain, {dead_time} s x {n_modules} module(s)")
@@ -176,6 +200,9 @@ def _cmd_sbi_infer(args: argparse.Namespace) -> int:
     from xtml.sbi.infer import infer
     from xtml.sbi.run import UncalibratedPosteriorError
 
+    _check_output_file(args.plot, "--plot")
+    _check_output_file(args.samples, "--samples")
+    given = args.run
     if args.run.is_file():  # a bundle (xtml export): checked, then unpacked into a temporary run folder
         from xtml.runs.bundle import open_bundle
 
@@ -189,8 +216,8 @@ def _cmd_sbi_infer(args: argparse.Namespace) -> int:
             seed=args.seed,
             allow_uncalibrated=args.allow_uncalibrated,
         )
-    except UncalibratedPosteriorError as err:
-        raise ValueError(str(err)) from None
+    except (ValueError, UncalibratedPosteriorError) as err:  # a bundle's errors name the bundle, not the
+        raise ValueError(str(err).replace(str(args.run), str(given))) from None  # folder it was unpacked to
     scope = scope_of_inference(args.run, result)
     in_scope = scope is None or bool(scope.in_scope[0])
     if args.samples is not None:
@@ -279,6 +306,10 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
         )
     n_err = sum(r.error is not None for r in rows)
     n_out = sum(r.error is None and not r.in_scope for r in rows)
+    if rows and n_err == len(rows):  # nothing could be analysed: a user error, one line per problem
+        for error in dict.fromkeys(str(r.error) for r in rows):
+            print(f"xtml analyze: error: {_one_line(error)}", file=sys.stderr)
+        return 2
     if args.json:
         print(json.dumps([r.to_dict() for r in rows], indent=1))
     else:
@@ -292,7 +323,11 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
 
 def _cmd_report(args: argparse.Namespace) -> int:
     from xtml.report.run_report import build_report
+    from xtml.runs import check_files, load_record
 
+    # a report of a run that did not finish, or whose files changed since, would describe something else
+    record = load_record(args.run)
+    check_files(args.run, [k for k in record.files if not k.endswith("/")])
     result = build_report(args.run, max_points=args.max_points, seed=args.seed)
     failed = [text for kind, text in result.lessons if kind == "failed"]
     print(f"report: {result.html} ({result.size / 1e6:.2f} MB, {result.seconds:.1f} s)")
@@ -376,7 +411,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``xtml`` (also used to generate the CLI reference)."""
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="xtml",
         description="X-ray Timing Machine Learning: simulate X-ray timing data, compare machine learning "
         "with the classical statistics, and know the limits of both.",
@@ -681,8 +716,48 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+#: errno values of a write that the disk refused: named "cannot write PATH" in the one-line error
+_WRITE_ERRNOS = frozenset(
+    getattr(errno, name) for name in ("ENOSPC", "EDQUOT", "EROFS", "EFBIG") if hasattr(errno, name)
+)
+
+
+def _one_line(text: str) -> str:
+    """An error text on one line (a library message may hold a table or a path with a newline)."""
+    return "; ".join(part.strip() for part in str(text).splitlines() if part.strip()) or "unknown error"
+
+
+def _os_error(err: OSError) -> str:
+    """An OSError in words, naming the path: "cannot write runs/x/data.zarr/...: No space left on device"."""
+    reason = err.strerror or str(err) or type(err).__name__
+    if not err.filename:
+        return reason
+    path = os.fsdecode(err.filename)
+    if err.filename2:
+        path += f" -> {os.fsdecode(err.filename2)}"
+    if err.errno in _WRITE_ERRNOS:
+        return f"cannot write {path}: {reason}"
+    if err.errno in (errno.EACCES, errno.EPERM):
+        return f"cannot access {path}: {reason}"
+    return f"{path}: {reason}"
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line usage errors (exit status 2), like every other user error of ``xtml``."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {_one_line(message)} (see {self.prog} --help)\n")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``xtml``; user errors print one clear line and exit with status 2.
+
+    Errors are one line on stderr, ``xtml COMMAND: error: ...``: a ``ValueError`` of the library (bad
+    input, refused runs), an ``OSError`` (a missing, unreadable or unwritable path, a full or read-only
+    disk: the line names the path; a run being written stays recorded as incomplete and the same command
+    resumes it) and a ``MemoryError``.  A run folder that already holds the finished run asked for is
+    reported as "already complete" with the exit status of that run (0, or 1 for a failed check).
+    Other exceptions are bugs and keep their traceback.
 
     OpenMP threads (PyTorch, scikit-learn's gradient boosting) wait passively unless the user chose
     otherwise: on a busy 2-core machine spinning threads made a CNN epoch 25x slower (408 s vs 16 s).
@@ -691,11 +766,38 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     args.argv = ["xtml", *(sys.argv[1:] if argv is None else argv)]
+    sub = getattr(args, "sbi_command", None) or getattr(args, "runs_command", None)
+    name = f"xtml {args.command}" + (f" {sub}" if sub else "")
     try:
         return int(args.func(args))
     except ValueError as err:
-        print(f"xtml {args.command}: error: {err}", file=sys.stderr)
+        from xtml.runs.folder import RunCompleteError
+
+        if isinstance(err, RunCompleteError):
+            r = err.record
+            checks = ", ".join(c.name for c in r.failed_checks)
+            print(
+                f"{err.path}: already complete ({r.kind} run {r.run_id}, {r.status}"
+                + (f": {checks}" if checks else "")
+                + f", finished {r.finished}); nothing to do (--overwrite runs it again)"
+            )
+            return 0 if r.status == "complete" else 1
+        print(f"{name}: error: {_one_line(str(err))}", file=sys.stderr)
         return 2
+    except OSError as err:
+        print(f"{name}: error: {_one_line(_os_error(err))}", file=sys.stderr)
+        return 2
+    except MemoryError as err:
+        detail = f" ({_one_line(str(err))})" if str(err) else ""
+        print(
+            f"{name}: error: out of memory{detail}; ask for less (smaller --n, --chunk-size or segments) "
+            "or use a machine with more memory",
+            file=sys.stderr,
+        )
+        return 2
+    except KeyboardInterrupt:
+        print(f"\n{name}: interrupted (a run being written is recorded as incomplete)", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":
