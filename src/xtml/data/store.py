@@ -37,6 +37,7 @@ is written last, so a chunk interrupted mid-write is redone by the next run and 
 
 from __future__ import annotations
 
+import os
 import shutil
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -185,7 +186,35 @@ def _meta(config: SimulationConfig, n: int, seed: int, chunk_size: int) -> dict[
     }
 
 
+def _named(err: OSError, where: str) -> OSError:
+    """``err`` with a path to name: a write error of a full disk often carries none."""
+    if err.filename:
+        return err
+    named = OSError(err.errno, err.strerror or str(err), where)
+    named.__cause__ = err
+    return named
+
+
 def _create(path: Path, config: SimulationConfig, n: int, seed: int, chunk_size: int) -> zarr.Group:
+    """Create the empty store: written beside ``path`` and renamed into place when whole, so that a
+    failure (a full or read-only disk, an interrupt) never leaves a store without its metadata, which
+    the same command could not resume."""
+    tmp = path.with_name(path.name + ".creating")
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    try:
+        _write_empty(tmp, config, n, seed, chunk_size)
+        os.replace(tmp, path)
+    except OSError as err:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise _named(err, str(path)) from None
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return zarr.open_group(str(path), mode="r+")
+
+
+def _write_empty(path: Path, config: SimulationConfig, n: int, seed: int, chunk_size: int) -> None:
     o = config.observation
     grid = spectrum_grid(config)
     n_chunks = -(-n // chunk_size)
@@ -217,7 +246,6 @@ def _create(path: Path, config: SimulationConfig, n: int, seed: int, chunk_size:
     meta["segment_length"] = o.segment_length
     meta["norm"] = o.norm
     g.attrs["xtml"] = meta
-    return g
 
 
 def _done_chunks(g: zarr.Group) -> NDArray[np.bool_]:
@@ -342,9 +370,7 @@ def simulate_dataset(
                 arrays["group"][start:stop] = np.arange(start, stop) // per_obs
                 arrays["done"][c] = 1  # commit: only now is the chunk valid
             except OSError as err:  # a full or read-only disk: name the store (a write error may not)
-                if err.filename:
-                    raise
-                raise OSError(err.errno, err.strerror or str(err), f"{path} (chunk {c})") from err
+                raise _named(err, f"{path} (chunk {c})") from None
             bar.update(1)
             if on_chunk is not None:
                 on_chunk(c)
