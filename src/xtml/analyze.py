@@ -377,6 +377,8 @@ def analyze_files(
         raise ValueError("give at least one trained run (--run RUN_DIR)")
     if workers < 1:
         raise ValueError(f"workers must be >= 1; got {workers}")
+    if isinstance(n_samples, bool) or not isinstance(n_samples, int | np.integer) or n_samples < 2:
+        raise ValueError(f"n_samples (SBI posterior draws) must be an integer >= 2, got {n_samples!r}")
     if energy_range is not None:
         lo, hi = (float(v) for v in energy_range)
         if not (math.isfinite(lo) and math.isfinite(hi) and 0 <= lo < hi):

@@ -6,13 +6,28 @@ import argparse
 import errno
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import NoReturn
 
 from xtml import __version__
 
 __all__ = ["build_parser", "main"]
+
+
+def _at_least(low: int) -> Callable[[str], int]:
+    """An argparse type: an integer >= ``low`` (the usage error names the flag and the range)."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be an integer >= {low}, got {text!r}") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"must be an integer >= {low}, got {value}")
+        return value
+
+    return parse
 
 
 def _check_output_file(path: Path | None, flag: str) -> None:
@@ -424,7 +439,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="simulate a dataset of power spectra into a Zarr store",
         description="Simulate N observations from a TOML configuration (see configs/) into a chunked Zarr "
         "store with parameters, labels, spectra, splits and provenance. Interrupt at any time: running the "
-        "same command again completes the missing chunks and never rewrites finished ones.",
+        "same command again completes the missing chunks and never rewrites finished ones; on a finished "
+        "run it reports 'already complete' and exits 0. A dataset that would not fit on the disk or whose "
+        "chunks would not fit in memory is refused before anything is written, with the estimate.",
     )
     sim.add_argument(
         "config", type=Path, help="simulation configuration, a TOML file (e.g. configs/default.toml)"
@@ -447,7 +464,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="observations per chunk, the unit of work and of resumption (default: [dataset] chunk_size)",
     )
     sim.add_argument("--overwrite", action="store_true", help="replace a finished run at --out")
-    sim.add_argument("--no-progress", action="store_true", help="do not show the progress bar")
+    sim.add_argument(
+        "--no-progress",
+        action="store_true",
+        help="no progress bar (there is none when stderr is not a terminal)",
+    )
     from xtml.parallel import add_dask_arguments
 
     add_dask_arguments(sim)
@@ -507,13 +528,16 @@ def build_parser() -> argparse.ArgumentParser:
         help="train and cross-validate models on a simulated dataset (the test set stays locked)",
         description="Split a dataset by simulated observation (stratified), tune and cross-validate each "
         "model of CONFIG.toml inside the training rows, fit, calibrate on the validation rows, and write a "
-        "run folder with safe model files and record.json. The test set is only opened by `xtml evaluate`.",
+        "run folder with safe model files and record.json. The test set is only opened by `xtml evaluate`. "
+        "On a finished run with the same configuration and data it reports 'already complete' and exits 0.",
     )
     train.add_argument("config", type=Path, help="training configuration (see configs/train_*.toml)")
     train.add_argument("--data", type=Path, required=True, help="simulated dataset (DIR.zarr)")
     train.add_argument("--out", type=Path, required=True, help="run folder to create")
     train.add_argument("--overwrite", action="store_true", help="replace an existing run in --out")
-    train.add_argument("--no-progress", action="store_true", help="do not show progress")
+    train.add_argument(
+        "--no-progress", action="store_true", help="no progress lines (bars only ever on a terminal)"
+    )
     train.set_defaults(func=_cmd_train)
 
     evaluate = sub.add_parser(
@@ -543,7 +567,8 @@ def build_parser() -> argparse.ArgumentParser:
         "50/68/95 %, "
         "TARP, bias and RMSE per count-rate bin. Writes the run folder; exit status 1 if calibration failed "
         "(the posterior is kept for inspection but refused by `xtml sbi infer`). Interrupt at any time: the "
-        "same command resumes the simulations.",
+        "same command resumes the simulations; on a finished run it reports 'already complete' and exits "
+        "as that run did.",
     )
     sbi_train.add_argument(
         "config", type=Path, help="SBI scenario, a TOML file (e.g. configs/sbi_nustar.toml)"
@@ -551,7 +576,9 @@ def build_parser() -> argparse.ArgumentParser:
     sbi_train.add_argument("--out", type=Path, required=True, help="run folder to create")
     sbi_train.add_argument("--overwrite", action="store_true", help="delete an existing run folder first")
     sbi_train.add_argument("--threads", type=int, default=None, help="torch threads (default: all CPUs)")
-    sbi_train.add_argument("--no-progress", action="store_true", help="do not show progress")
+    sbi_train.add_argument(
+        "--no-progress", action="store_true", help="no progress lines (bars only ever on a terminal)"
+    )
     sbi_train.set_defaults(func=_cmd_sbi_train)
     sbi_infer = sbi_sub.add_parser(
         "infer",
@@ -586,7 +613,8 @@ def build_parser() -> argparse.ArgumentParser:
         "or ASCII light curves), make its spectrum on the exact grid of each run, and print a table: file, "
         "mission, target, exposure, rate, the answer (calibrated probability of the run's best model, or the "
         "SBI posterior summary) and the scope flag with its reasons. Files that cannot be analysed get an "
-        "error row and the others go on; exit status 1 if any file failed.",
+        "error row and the others go on; exit status 1 if any file failed, 2 (one line per problem, no "
+        "table) if no file could be analysed.",
     )
     analyze.add_argument("files", nargs="+", help="event or light-curve files, or glob patterns (quoted)")
     analyze.add_argument(
@@ -620,7 +648,7 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("run", type=Path, help="run folder (xtml train + evaluate, or xtml sbi train)")
     report.add_argument(
         "--max-points",
-        type=int,
+        type=_at_least(1),
         default=2000,
         help="test rows in the embeddings and outlier search (default 2000)",
     )

@@ -56,7 +56,7 @@ def simulate_run(
     when it is this very run: same configuration, ``n``, seed and chunk size, files as recorded); an
     unfinished one with the same configuration is resumed.  A dataset that would not fit on the disk or
     whose chunks would not fit in memory is refused before anything is written
-    (:class:`~xtml.data.resources.DatasetTooLargeError`, with the estimate).
+    (:class:`~xtml.data.DatasetTooLargeError`, with the estimate).
     """
     from xtml.data.card import write_dataset_card
     from xtml.runs import dataset_hash, run_folder

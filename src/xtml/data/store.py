@@ -303,9 +303,9 @@ def simulate_dataset(
     ------
     ValueError
         For bad arguments, or an existing store holding another dataset.
-    xtml.data.resources.DatasetTooLargeError
+    xtml.data.DatasetTooLargeError
         Before anything is written or deleted, if the store would not fit on its disk or a chunk in
-        memory (:func:`~xtml.data.resources.check_resources`).
+        memory (:func:`~xtml.data.check_resources`).
     OSError
         If the disk refuses a write (full, read-only), naming the store; the chunks committed before are
         kept and the same call completes the store later, byte-identical to an uninterrupted one.

@@ -276,6 +276,9 @@ def reproduce_run(
     Raises ``ValueError`` for a run that did not finish, an input that changed or vanished, or a kind
     that cannot be re-executed.
     """
+    for name, value in (("rtol", rtol), ("atol", atol)):
+        if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value < math.inf:
+            raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
     run = Path(run_dir)
     record = require_finished(run, "it")
     if record.kind == "evaluate":
