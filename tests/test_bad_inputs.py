@@ -35,7 +35,7 @@ from astropy.io import fits
 
 from xtml.cli import main
 from xtml.runs import dataset_hash, load_record, verify_files
-from xtml.runs.bundle import export_run
+from xtml.runs.bundle import export_run, import_bundle
 
 SIM = """
 [observation]
@@ -221,6 +221,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> World:
     record = root / "runs/incomplete/record.json"
     record.write_text(record.read_text().replace('"status": "complete"', '"status": "incomplete"'))
     (root / "runs/tampered/scope.json").write_text('{"changed": true}')
+    import_bundle(w.bundle, root / "runs" / "imported")
     for name, content in (("binary_record", b"\x89PNG\r\n\x1a\n\x00"), ("json_garbage", b"{not json")):
         (root / "runs" / name).mkdir()
         (root / "runs" / name / "record.json").write_bytes(content)
@@ -861,6 +862,10 @@ CASES: dict[str, Case] = {
     "report of a modified run": Case(
         lambda w: ["report", str(w.root / "runs/tampered")],
         ("tampered/scope.json", "does not match the hash", "refusing to load it"),
+    ),
+    "report of an imported run": Case(
+        lambda w: ["report", str(w.root / "runs/imported")],
+        ("runs/imported", "was imported from a bundle", "make the report where the run was trained"),
     ),
     "report --max-points 0": Case(
         lambda w: ["report", str(w.det), "--max-points", "0"],

@@ -342,6 +342,12 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
     # a report of a run that did not finish, or whose files changed since, would describe something else
     record = load_record(args.run)
+    if (args.run / "BUNDLE.json").is_file():
+        raise ValueError(
+            f"{args.run} was imported from a bundle, which carries the model and its card "
+            f"({args.run / 'model_card.md'}) but not the test predictions a report is made from: make the "
+            "report where the run was trained"
+        )
     check_files(args.run, [k for k in record.files if not k.endswith("/")])
     result = build_report(args.run, max_points=args.max_points, seed=args.seed)
     failed = [text for kind, text in result.lessons if kind == "failed"]
@@ -716,7 +722,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="check a bundle and unpack it into a run folder",
         description="Check a bundle before anything is unpacked (every member against BUNDLE.json and the "
         "run record; no pickle data, links, paths outside the bundle or unexpected file types) and unpack "
-        "it into a run folder that xtml analyze, xtml sbi infer and xtml report use like the original.",
+        "it into a run folder that xtml analyze, xtml sbi infer and xtml runs use like the original (it "
+        "holds the model card made at export; a report is made where the run was trained).",
     )
     import_.add_argument("bundle", type=Path, help="bundle file (xtml export)")
     import_.add_argument("--to", type=Path, required=True, help="run folder to create")
@@ -758,11 +765,11 @@ def _one_line(text: str) -> str:
 def _os_error(err: OSError) -> str:
     """An OSError in words, naming the path: "cannot write runs/x/data.zarr/...: No space left on device"."""
     reason = err.strerror or str(err) or type(err).__name__
-    if not err.filename:
+    if err.filename is None or err.filename == "":
         return reason
-    path = os.fsdecode(err.filename)
-    if err.filename2:
-        path += f" -> {os.fsdecode(err.filename2)}"
+    path = str(err.filename) if isinstance(err.filename, int) else os.fsdecode(err.filename)
+    if err.filename2 is not None:
+        path += f" -> {str(err.filename2) if isinstance(err.filename2, int) else os.fsdecode(err.filename2)}"
     if err.errno in _WRITE_ERRNOS:
         return f"cannot write {path}: {reason}"
     if err.errno in (errno.EACCES, errno.EPERM):
@@ -812,6 +819,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0 if r.status == "complete" else 1
         print(f"{name}: error: {_one_line(str(err))}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # the reader went away (`xtml runs show RUN | head`): nothing more to say
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
     except OSError as err:
         print(f"{name}: error: {_one_line(_os_error(err))}", file=sys.stderr)
         return 2

@@ -389,9 +389,11 @@ def _check_records(where: str, contents: dict[str, bytes]) -> None:
 def import_bundle(path: str | Path, to: str | Path, *, overwrite: bool = False) -> Path:
     """Check the bundle ``path`` and unpack it into the run folder ``to``; returns ``to``.
 
-    The unpacked folder is a finished run: ``xtml analyze --run``, ``xtml sbi infer``, ``xtml runs show``
-    and ``xtml report`` use it as they use the original.  Raises :class:`UnsafeBundleError` (nothing is
-    written) and ``ValueError`` if ``to`` exists and is not empty (unless ``overwrite``).
+    The unpacked folder is a finished run: ``xtml analyze --run``, ``xtml sbi infer`` and ``xtml runs``
+    use it as they use the original.  It carries the model card made at export, not the test predictions
+    that ``xtml report`` needs: a report is made where the run was trained.  Raises
+    :class:`UnsafeBundleError` (nothing is written) and ``ValueError`` if ``to`` exists and is not empty
+    (unless ``overwrite``).
     """
     manifest = check_bundle(path)
     dest = Path(to)
