@@ -1154,7 +1154,6 @@ def test_reproducing_twice_compares_again(world: World) -> None:
         assert "verdict: BIT-FOR-BIT" in text
 
 
-@pytest.mark.slow
 def test_a_finished_sbi_run_asked_for_again_is_already_complete(sbi_run: Path) -> None:
     before = load_record(sbi_run)
     argv = ["sbi", "train", str(sbi_run.parent / "tiny.toml"), "--out", str(sbi_run), "--threads", "1"]
