@@ -62,7 +62,7 @@ class RunExistsError(ValueError):
             else f"a run ({RECORD_NAME} of an older or unknown format)"
         )
         if self.differences:
-            what += f" made with another configuration ({'; '.join(self.differences[:8])})"
+            what += f" made with another configuration or other data ({'; '.join(self.differences[:8])})"
         super().__init__(
             f"run folder {str(path)!r} already holds {what}{why}; write into another folder or overwrite it "
             "(--overwrite)"
@@ -268,8 +268,11 @@ def run_folder(
     and locked (``.xtml-run.lock``, created with ``O_EXCL``: of two runs started at once into one folder,
     the second raises :class:`~xtml.runs.RunLockedError` and writes nothing), ``config.toml`` written
     and ``record.json`` written with status ``"running"``.  A folder holding a finished run is refused
-    (:class:`RunExistsError`) unless ``overwrite``, which empties it first; a folder holding an
-    unfinished run is resumed with its files kept; a non-empty folder without a record is refused.
+    (:class:`RunExistsError`, naming what differs) unless ``overwrite``, which empties it first; if it is
+    this very run (same kind, configuration and input hashes, every file as recorded) the error is a
+    :class:`RunCompleteError`: nothing to do.  A folder holding an unfinished run of the same
+    configuration and inputs is resumed with its files kept; a non-empty folder without a record is
+    refused.  If the folder cannot be started (a full or read-only disk), nothing of the run is left in it.
 
     On normal exit every file is hashed into ``files`` and the status becomes ``"complete"``, or
     ``"failed-check"`` if a check failed.  On an exception, ``KeyboardInterrupt`` included, the status
@@ -289,7 +292,8 @@ def run_folder(
     seeds : mapping
         Every seed the run uses, by name (may be empty, never implicit).
     inputs : mapping of name to path, optional
-        Datasets, files or run folders the run reads.
+        Datasets, files or run folders the run reads; recorded with their content hash and their path
+        relative to the run folder (:meth:`RunRecord.input_path`).
     overwrite : bool
         Replace a finished run in ``path``.
 
