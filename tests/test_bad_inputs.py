@@ -177,6 +177,8 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> World:
 
     text("zero.txt", [f"{a} 0" for a in t])
     text("allnan.txt", [f"{a} nan" for a in t])
+    text("allinf.txt", [f"{a} inf" for a in t])
+    text("constant.txt", [f"{a} 5" for a in t])
     text("gappy.txt", [f"{a} {'nan' if i % 7 == 0 else 5}" for i, a in enumerate(t)])
     text("negative.txt", [f"{a} -3" for a in t])
     text("two_rows.txt", ["0 1", "1 2"])
@@ -317,7 +319,18 @@ CASES: dict[str, Case] = {
         ],
         ("seg.toml", "segment_bins must be an integer >= 4, got 2"),
     ),
-    "n_segments = 0": Case(
+    "m = 0: rebin_linear = 0": Case(
+        lambda w: [
+            "simulate",
+            _config(w, "lin0.toml", _sim(**{"rebin_log = 0.1": "rebin_linear = 0"})),
+            "--n",
+            "5",
+            "--out",
+            "o",
+        ],
+        ("lin0.toml", "rebin_linear must be an integer >= 1, got 0"),
+    ),
+    "m = 0: n_segments = 0": Case(
         lambda w: [
             "simulate",
             _config(w, "m0.toml", _sim(**{"n_segments = 2": "n_segments = 0"})),
@@ -718,6 +731,14 @@ CASES: dict[str, Case] = {
     "all-NaN light curve": Case(
         lambda w: ["analyze", _p(w, "allnan.txt"), "--run", str(w.det)],
         ("allnan.txt", "no usable bin", "finite value"),
+    ),
+    "all-inf light curve": Case(
+        lambda w: ["analyze", _p(w, "allinf.txt"), "--run", str(w.det)],
+        ("allinf.txt", "no usable bin", "finite value"),
+    ),
+    "constant light curve": Case(
+        lambda w: ["analyze", _p(w, "constant.txt"), "--run", str(w.det)],
+        ("constant.txt", "power must be finite and > 0"),
     ),
     "NaN gaps shorter than a segment": Case(
         lambda w: ["analyze", _p(w, "gappy.txt"), "--run", str(w.det)],
