@@ -68,6 +68,8 @@ def test_readme_python_example_runs(capsys):
     out = capsys.readouterr().out
     assert "(100," in out  # the first example prints the power array shape
     assert "(4, 2, 32768)" in out
+    assert "np.float" not in out  # plain numbers, not numpy reprs such as np.float64(0.45)
+    assert "np.int" not in out
 
 
 def test_readme_command_lines_are_valid_commands():
@@ -297,11 +299,15 @@ def page_session(page: str) -> Iterator[types.ModuleType]:
 
 
 @pytest.mark.parametrize("page", PAGES)
-def test_docs_page_examples_run(page, tmp_path):
-    """Every code block of the page runs (see the module docstring for the rules); timings with ``-rP``."""
+def test_docs_page_examples_run(page, tmp_path, capsys):
+    """Every code block of the page runs (see the module docstring for the rules); timings with ``-rP``.
+    What the examples print reads as plain numbers, not numpy reprs such as ``np.float64(0.45)``."""
     t0 = time.perf_counter()
     run_page(page, tmp_path)  # prints a line per block or command, with its time
+    out = capsys.readouterr().out
+    print(out, end="")
     print(f"{page}: {time.perf_counter() - t0:.1f} s")
+    assert not re.search(r"\bnp\.(float|int|bool_|str_)\w*\(", out), f"{page} prints numpy reprs"
 
 
 def test_fenced_blocks_parser():

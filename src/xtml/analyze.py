@@ -97,6 +97,10 @@ def load_run(run_dir: str | Path, *, allow_uncalibrated: bool = False) -> Loaded
     from xtml.runs import check_files
 
     run = Path(run_dir)
+    if not run.exists():
+        raise ValueError(
+            f"run {str(run)!r} does not exist: give a trained run folder or its bundle (*.xtml.zip)"
+        )
     if run.is_file():
         from xtml.runs.bundle import open_bundle
 
@@ -379,6 +383,12 @@ def analyze_files(
         raise ValueError("give at least one trained run (--run RUN_DIR)")
     if workers < 1:
         raise ValueError(f"workers must be >= 1; got {workers}")
+    if isinstance(n_samples, bool) or not isinstance(n_samples, int | np.integer) or n_samples < 2:
+        raise ValueError(f"n_samples (SBI posterior draws) must be an integer >= 2, got {n_samples!r}")
+    if energy_range is not None:
+        lo, hi = (float(v) for v in energy_range)
+        if not (math.isfinite(lo) and math.isfinite(hi) and 0 <= lo < hi):
+            raise ValueError(f"energy_range must be (low, high) keV with 0 <= low < high, got {energy_range}")
     loaded = [load_run(r, allow_uncalibrated=allow_uncalibrated) for r in runs]
     files = [Path(p) for p in paths]
 

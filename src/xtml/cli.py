@@ -3,14 +3,41 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import NoReturn
 
 from xtml import __version__
 
 __all__ = ["build_parser", "main"]
+
+
+def _at_least(low: int) -> Callable[[str], int]:
+    """An argparse type: an integer >= ``low`` (the usage error names the flag and the range)."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be an integer >= {low}, got {text!r}") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"must be an integer >= {low}, got {value}")
+        return value
+
+    return parse
+
+
+def _check_output_file(path: Path | None, flag: str) -> None:
+    """An output file named by ``flag``: its folder must exist, and it must not be a folder itself."""
+    if path is None:
+        return
+    if path.is_dir():
+        raise ValueError(f"{flag} {str(path)!r} is a directory; give a file name")
+    if not path.absolute().parent.is_dir():
+        raise ValueError(f"{flag} {str(path)!r}: the folder {str(path.parent)!r} does not exist")
 
 
 def _cmd_simulate(args: argparse.Namespace) -> int:
@@ -106,6 +133,11 @@ def _cmd_fit(args: argparse.Namespace) -> int:
 
     from xtml.reference.fitcli import dataset_dead_time, fit_report, load_spectrum, parse_model, rate_text
 
+    names = [part.split("=", 1)[0].strip() for part in args.model.split(",")]
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        raise ValueError(f"--model names each component once; {', '.join(map(repr, twice))} appears twice")
+    _check_output_file(args.plot, "--plot")
     psd = parse_model(args.model)
     spectrum, notes = load_spectrum(
         args.input,
@@ -122,6 +154,13 @@ def _cmd_fit(args: argparse.Namespace) -> int:
             dataset_dead_time(args.input) if args.dead_time is None else (args.dead_time, 1)
         )
         n_modules = n_modules if args.modules is None else args.modules
+    n_free = len(psd.param_names) + (args.noise == "free")
+    if spectrum.n_freq <= n_free:
+        raise ValueError(
+            f"{args.input}: the spectrum has {spectrum.n_freq} frequency bin(s), too few to fit {n_free} "
+            f"free parameters (--model {args.model}, --noise {args.noise}): a fit needs more frequencies "
+            "than parameters (longer segments, less rebinning, or a simpler model)"
+        )
     report = fit_report(spectrum, psd, noise=args.noise, dead_time=dead_time, n_modules=n_modules)
     if dead_time > 0 and not args.json:
         print(f"dead-time-aware model: Zhang white noise and gain, {dead_time} s x {n_modules} module(s)")
@@ -175,6 +214,9 @@ def _cmd_sbi_infer(args: argparse.Namespace) -> int:
     from xtml.sbi.infer import infer
     from xtml.sbi.run import UncalibratedPosteriorError
 
+    _check_output_file(args.plot, "--plot")
+    _check_output_file(args.samples, "--samples")
+    given = args.run
     if args.run.is_file():  # a bundle (xtml export): checked, then unpacked into a temporary run folder
         from xtml.runs.bundle import open_bundle
 
@@ -188,8 +230,8 @@ def _cmd_sbi_infer(args: argparse.Namespace) -> int:
             seed=args.seed,
             allow_uncalibrated=args.allow_uncalibrated,
         )
-    except UncalibratedPosteriorError as err:
-        raise ValueError(str(err)) from None
+    except (ValueError, UncalibratedPosteriorError) as err:  # a bundle's errors name the bundle, not the
+        raise ValueError(str(err).replace(str(args.run), str(given))) from None  # folder it was unpacked to
     scope = scope_of_inference(args.run, result)
     in_scope = scope is None or bool(scope.in_scope[0])
     if args.samples is not None:
@@ -278,6 +320,10 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
         )
     n_err = sum(r.error is not None for r in rows)
     n_out = sum(r.error is None and not r.in_scope for r in rows)
+    if rows and n_err == len(rows):  # nothing could be analysed: a user error, one line per problem
+        for error in dict.fromkeys(str(r.error) for r in rows):
+            print(f"xtml analyze: error: {_one_line(error)}", file=sys.stderr)
+        return 2
     if args.json:
         print(json.dumps([r.to_dict() for r in rows], indent=1))
     else:
@@ -291,7 +337,17 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
 
 def _cmd_report(args: argparse.Namespace) -> int:
     from xtml.report.run_report import build_report
+    from xtml.runs import check_files, load_record
 
+    # a report of a run that did not finish, or whose files changed since, would describe something else
+    record = load_record(args.run)
+    if (args.run / "BUNDLE.json").is_file():
+        raise ValueError(
+            f"{args.run} was imported from a bundle, which carries the model and its card "
+            f"({args.run / 'model_card.md'}) but not the test predictions a report is made from: make the "
+            "report where the run was trained"
+        )
+    check_files(args.run, [k for k in record.files if not k.endswith("/")])
     result = build_report(args.run, max_points=args.max_points, seed=args.seed)
     failed = [text for kind, text in result.lessons if kind == "failed"]
     print(f"report: {result.html} ({result.size / 1e6:.2f} MB, {result.seconds:.1f} s)")
@@ -375,7 +431,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``xtml`` (also used to generate the CLI reference)."""
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="xtml",
         description="X-ray Timing Machine Learning: simulate X-ray timing data, compare machine learning "
         "with the classical statistics, and know the limits of both.",
@@ -388,7 +444,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="simulate a dataset of power spectra into a Zarr store",
         description="Simulate N observations from a TOML configuration (see configs/) into a chunked Zarr "
         "store with parameters, labels, spectra, splits and provenance. Interrupt at any time: running the "
-        "same command again completes the missing chunks and never rewrites finished ones.",
+        "same command again completes the missing chunks and never rewrites finished ones; on a finished "
+        "run it reports 'already complete' and exits 0. A dataset that would not fit on the disk or whose "
+        "chunks would not fit in memory is refused before anything is written, with the estimate.",
     )
     sim.add_argument(
         "config", type=Path, help="simulation configuration, a TOML file (e.g. configs/default.toml)"
@@ -411,7 +469,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="observations per chunk, the unit of work and of resumption (default: [dataset] chunk_size)",
     )
     sim.add_argument("--overwrite", action="store_true", help="replace a finished run at --out")
-    sim.add_argument("--no-progress", action="store_true", help="do not show the progress bar")
+    sim.add_argument(
+        "--no-progress",
+        action="store_true",
+        help="no progress bar (there is none when stderr is not a terminal)",
+    )
     from xtml.parallel import add_dask_arguments
 
     add_dask_arguments(sim)
@@ -471,13 +533,16 @@ def build_parser() -> argparse.ArgumentParser:
         help="train and cross-validate models on a simulated dataset (the test set stays locked)",
         description="Split a dataset by simulated observation (stratified), tune and cross-validate each "
         "model of CONFIG.toml inside the training rows, fit, calibrate on the validation rows, and write a "
-        "run folder with safe model files and record.json. The test set is only opened by `xtml evaluate`.",
+        "run folder with safe model files and record.json. The test set is only opened by `xtml evaluate`. "
+        "On a finished run with the same configuration and data it reports 'already complete' and exits 0.",
     )
     train.add_argument("config", type=Path, help="training configuration (see configs/train_*.toml)")
     train.add_argument("--data", type=Path, required=True, help="simulated dataset (DIR.zarr)")
     train.add_argument("--out", type=Path, required=True, help="run folder to create")
     train.add_argument("--overwrite", action="store_true", help="replace an existing run in --out")
-    train.add_argument("--no-progress", action="store_true", help="do not show progress")
+    train.add_argument(
+        "--no-progress", action="store_true", help="no progress lines (bars only ever on a terminal)"
+    )
     train.set_defaults(func=_cmd_train)
 
     evaluate = sub.add_parser(
@@ -507,7 +572,8 @@ def build_parser() -> argparse.ArgumentParser:
         "50/68/95 %, "
         "TARP, bias and RMSE per count-rate bin. Writes the run folder; exit status 1 if calibration failed "
         "(the posterior is kept for inspection but refused by `xtml sbi infer`). Interrupt at any time: the "
-        "same command resumes the simulations.",
+        "same command resumes the simulations; on a finished run it reports 'already complete' and exits "
+        "as that run did.",
     )
     sbi_train.add_argument(
         "config", type=Path, help="SBI scenario, a TOML file (e.g. configs/sbi_nustar.toml)"
@@ -515,7 +581,9 @@ def build_parser() -> argparse.ArgumentParser:
     sbi_train.add_argument("--out", type=Path, required=True, help="run folder to create")
     sbi_train.add_argument("--overwrite", action="store_true", help="delete an existing run folder first")
     sbi_train.add_argument("--threads", type=int, default=None, help="torch threads (default: all CPUs)")
-    sbi_train.add_argument("--no-progress", action="store_true", help="do not show progress")
+    sbi_train.add_argument(
+        "--no-progress", action="store_true", help="no progress lines (bars only ever on a terminal)"
+    )
     sbi_train.set_defaults(func=_cmd_sbi_train)
     sbi_infer = sbi_sub.add_parser(
         "infer",
@@ -550,7 +618,8 @@ def build_parser() -> argparse.ArgumentParser:
         "or ASCII light curves), make its spectrum on the exact grid of each run, and print a table: file, "
         "mission, target, exposure, rate, the answer (calibrated probability of the run's best model, or the "
         "SBI posterior summary) and the scope flag with its reasons. Files that cannot be analysed get an "
-        "error row and the others go on; exit status 1 if any file failed.",
+        "error row and the others go on; exit status 1 if any file failed, 2 (one line per problem, no "
+        "table) if no file could be analysed.",
     )
     analyze.add_argument("files", nargs="+", help="event or light-curve files, or glob patterns (quoted)")
     analyze.add_argument(
@@ -584,7 +653,7 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("run", type=Path, help="run folder (xtml train + evaluate, or xtml sbi train)")
     report.add_argument(
         "--max-points",
-        type=int,
+        type=_at_least(1),
         default=2000,
         help="test rows in the embeddings and outlier search (default 2000)",
     )
@@ -652,7 +721,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="check a bundle and unpack it into a run folder",
         description="Check a bundle before anything is unpacked (every member against BUNDLE.json and the "
         "run record; no pickle data, links, paths outside the bundle or unexpected file types) and unpack "
-        "it into a run folder that xtml analyze, xtml sbi infer and xtml report use like the original.",
+        "it into a run folder that xtml analyze, xtml sbi infer and xtml runs use like the original (it "
+        "holds the model card made at export; a report is made where the run was trained).",
     )
     import_.add_argument("bundle", type=Path, help="bundle file (xtml export)")
     import_.add_argument("--to", type=Path, required=True, help="run folder to create")
@@ -680,8 +750,48 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+#: errno values of a write that the disk refused: named "cannot write PATH" in the one-line error
+_WRITE_ERRNOS = frozenset(
+    getattr(errno, name) for name in ("ENOSPC", "EDQUOT", "EROFS", "EFBIG") if hasattr(errno, name)
+)
+
+
+def _one_line(text: str) -> str:
+    """An error text on one line (a library message may hold a table or a path with a newline)."""
+    return "; ".join(part.strip() for part in str(text).splitlines() if part.strip()) or "unknown error"
+
+
+def _os_error(err: OSError) -> str:
+    """An OSError in words, naming the path: "cannot write runs/x/data.zarr/...: No space left on device"."""
+    reason = err.strerror or str(err) or type(err).__name__
+    if err.filename is None or err.filename == "":
+        return reason
+    path = str(err.filename) if isinstance(err.filename, int) else os.fsdecode(err.filename)
+    if err.filename2 is not None:
+        path += f" -> {str(err.filename2) if isinstance(err.filename2, int) else os.fsdecode(err.filename2)}"
+    if err.errno in _WRITE_ERRNOS:
+        return f"cannot write {path}: {reason}"
+    if err.errno in (errno.EACCES, errno.EPERM):
+        return f"cannot access {path}: {reason}"
+    return f"{path}: {reason}"
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line usage errors (exit status 2), like every other user error of ``xtml``."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {_one_line(message)} (see {self.prog} --help)\n")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``xtml``; user errors print one clear line and exit with status 2.
+
+    Errors are one line on stderr, ``xtml COMMAND: error: ...``: a ``ValueError`` of the library (bad
+    input, refused runs), an ``OSError`` (a missing, unreadable or unwritable path, a full or read-only
+    disk: the line names the path; a run being written stays recorded as incomplete and the same command
+    resumes it) and a ``MemoryError``.  A run folder that already holds the finished run asked for is
+    reported as "already complete" with the exit status of that run (0, or 1 for a failed check).
+    Other exceptions are bugs and keep their traceback.
 
     OpenMP threads (PyTorch, scikit-learn's gradient boosting) wait passively unless the user chose
     otherwise: on a busy 2-core machine spinning threads made a CNN epoch 25x slower (408 s vs 16 s).
@@ -690,11 +800,41 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     args.argv = ["xtml", *(sys.argv[1:] if argv is None else argv)]
+    sub = getattr(args, "sbi_command", None) or getattr(args, "runs_command", None)
+    name = f"xtml {args.command}" + (f" {sub}" if sub else "")
     try:
         return int(args.func(args))
     except ValueError as err:
-        print(f"xtml {args.command}: error: {err}", file=sys.stderr)
+        from xtml.runs.folder import RunCompleteError
+
+        if isinstance(err, RunCompleteError):
+            r = err.record
+            checks = ", ".join(c.name for c in r.failed_checks)
+            print(
+                f"{err.path}: already complete ({r.kind} run {r.run_id}, {r.status}"
+                + (f": {checks}" if checks else "")
+                + f", finished {r.finished}); nothing to do (--overwrite runs it again)"
+            )
+            return 0 if r.status == "complete" else 1
+        print(f"{name}: error: {_one_line(str(err))}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # the reader went away (`xtml runs show RUN | head`): nothing more to say
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
+    except OSError as err:
+        print(f"{name}: error: {_one_line(_os_error(err))}", file=sys.stderr)
+        return 2
+    except MemoryError as err:
+        detail = f" ({_one_line(str(err))})" if str(err) else ""
+        print(
+            f"{name}: error: out of memory{detail}; ask for less (smaller --n, --chunk-size or segments) "
+            "or use a machine with more memory",
+            file=sys.stderr,
+        )
+        return 2
+    except KeyboardInterrupt:
+        print(f"\n{name}: interrupted (a run being written is recorded as incomplete)", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

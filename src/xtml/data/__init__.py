@@ -2,6 +2,7 @@
 
 from xtml.data.config import ClassSpec, DatasetSpec, ObservationSpec, SimulationConfig, load_config
 from xtml.data.provenance import git_revision, package_versions, provenance
+from xtml.data.resources import DatasetSize, DatasetTooLargeError, check_resources, dataset_size
 from xtml.data.store import (
     SPLIT_NAMES,
     IncompleteDatasetError,
@@ -15,11 +16,15 @@ from xtml.data.store import (
 __all__ = [
     "SPLIT_NAMES",
     "ClassSpec",
+    "DatasetSize",
     "DatasetSpec",
+    "DatasetTooLargeError",
     "IncompleteDatasetError",
     "ObservationSpec",
     "SimDataset",
     "SimulationConfig",
+    "check_resources",
+    "dataset_size",
     "git_revision",
     "load_config",
     "open_dataset",

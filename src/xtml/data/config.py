@@ -8,7 +8,6 @@ never silently fall back to a default.  See ``configs/*.toml`` for commented exa
 
 from __future__ import annotations
 
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,6 +15,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from xtml._files import read_toml
 from xtml.psd import JointPrior, Prior1D, PSDModel, prior_from_config
 from xtml.simulate import DeadTime, Detector, EnergySpectrum, PileUp
 from xtml.timing import PowerSpectrum, rebin_linear, rebin_log
@@ -230,15 +230,23 @@ def _observation(t: Mapping[str, Any]) -> ObservationSpec:
         raise ValueError(f"[observation] rebin_log must be >= 0 (0 = no log rebinning), got {rebin_log}")
     if "segment_bins" not in t:
         raise ValueError("[observation] segment_bins is required")
+    segment_bins = _get_int(t, "segment_bins", 0, 4, w)
+    linear = _get_int(t, "rebin_linear", 1, 1, w)
+    n_fourier = (segment_bins - 1) // 2  # Nyquist excluded
+    if linear > n_fourier:
+        raise ValueError(
+            f"[observation] rebin_linear = {linear} is more than the {n_fourier} Fourier frequencies of "
+            f"segment_bins = {segment_bins}: it must be an integer in [1, {n_fourier}]"
+        )
     return ObservationSpec(
         dt=dt,
-        segment_bins=_get_int(t, "segment_bins", 0, 4, w),
+        segment_bins=segment_bins,
         n_segments=_get_int(t, "n_segments", 1, 1, w),
         fad=_get_bool(t, "fad", False, w),
         red_noise_factor=_get_int(t, "red_noise_factor", 1, 1, w),
         alias_factor=_get_int(t, "alias_factor", 1, 1, w),
         norm=norm,
-        rebin_linear=_get_int(t, "rebin_linear", 1, 1, w),
+        rebin_linear=linear,
         rebin_log=rebin_log,
     )
 
@@ -312,12 +320,7 @@ def load_config(path: str | Path) -> SimulationConfig:
     Errors name the file and the offending key; a missing file says where it looked.
     """
     p = Path(path)
-    if not p.is_file():
-        raise ValueError(f"configuration file {str(p)!r} does not exist")
-    try:
-        raw = tomllib.loads(p.read_text())
-    except tomllib.TOMLDecodeError as err:
-        raise ValueError(f"{p}: not valid TOML: {err}") from None
+    raw = read_toml(p, "configuration file")
     try:
         return SimulationConfig.from_dict(raw)
     except ValueError as err:

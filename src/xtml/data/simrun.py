@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from xtml.data.config import SimulationConfig
+from xtml.data.resources import check_resources
 from xtml.data.store import DATA_NAME, SPLIT_NAMES, open_dataset, simulate_dataset
 
 __all__ = ["api_command", "simulate_run", "simulation_run_config"]
@@ -51,8 +52,11 @@ def simulate_run(
 
     ``seed`` and ``chunk_size`` override the configuration's ``[dataset]`` values.  ``simulate`` replaces
     :func:`~xtml.data.simulate_dataset` (same signature; e.g. the Dask version of :mod:`xtml.parallel`).
-    A folder holding a finished run is refused unless ``overwrite``; an unfinished one with the same
-    configuration is resumed.
+    A folder holding a finished run is refused unless ``overwrite`` (:class:`~xtml.runs.RunCompleteError`
+    when it is this very run: same configuration, ``n``, seed and chunk size, files as recorded); an
+    unfinished one with the same configuration is resumed.  A dataset that would not fit on the disk or
+    whose chunks would not fit in memory is refused before anything is written
+    (:class:`~xtml.data.DatasetTooLargeError`, with the estimate).
     """
     from xtml.data.card import write_dataset_card
     from xtml.runs import dataset_hash, run_folder
@@ -62,6 +66,15 @@ def simulate_run(
     for name, value, low in (("n", n, 1), ("seed", seed, 0), ("chunk_size", chunk_size, 1)):
         if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < low:
             raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
+    per_obs = config.dataset.spectra_per_observation
+    if n % per_obs or chunk_size % per_obs:
+        raise ValueError(
+            f"n ({n}) and chunk_size ({chunk_size}) must be multiples of [dataset] spectra_per_observation "
+            f"= {per_obs}: an observation's spectra are never split across chunks"
+        )
+    store = Path(out) / DATA_NAME
+    if overwrite or not store.exists():  # before the run folder is made: refuse what cannot fit
+        check_resources(config, int(n), int(chunk_size), out)
     resolved = simulation_run_config(config, n, seed, chunk_size)
     cmd = command or api_command("data.simulate_run", n=n, out=out, seed=seed, chunk_size=chunk_size)
     with run_folder(

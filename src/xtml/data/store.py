@@ -37,6 +37,7 @@ is written last, so a chunk interrupted mid-write is redone by the next run and 
 
 from __future__ import annotations
 
+import os
 import shutil
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -49,6 +50,7 @@ from numpy.typing import NDArray
 
 from xtml.data.config import SimulationConfig
 from xtml.data.provenance import provenance
+from xtml.data.resources import check_resources
 from xtml.simulate import observe, simulate_rate
 from xtml.timing import PowerSpectrum, cospectrum, fad_correct, periodogram
 
@@ -202,7 +204,35 @@ def _meta(config: SimulationConfig, n: int, seed: int, chunk_size: int) -> dict[
     }
 
 
+def _named(err: OSError, where: str) -> OSError:
+    """``err`` with a path to name: a write error of a full disk often carries none."""
+    if err.filename:
+        return err
+    named = OSError(err.errno, err.strerror or str(err), where)
+    named.__cause__ = err
+    return named
+
+
 def _create(path: Path, config: SimulationConfig, n: int, seed: int, chunk_size: int) -> zarr.Group:
+    """Create the empty store: written beside ``path`` and renamed into place when whole, so that a
+    failure (a full or read-only disk, an interrupt) never leaves a store without its metadata, which
+    the same command could not resume."""
+    tmp = path.with_name(path.name + ".creating")
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    try:
+        _write_empty(tmp, config, n, seed, chunk_size)
+        os.replace(tmp, path)
+    except OSError as err:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise _named(err, str(path)) from None
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return zarr.open_group(str(path), mode="r+")
+
+
+def _write_empty(path: Path, config: SimulationConfig, n: int, seed: int, chunk_size: int) -> None:
     o = config.observation
     grid = spectrum_grid(config)
     n_chunks = -(-n // chunk_size)
@@ -234,7 +264,6 @@ def _create(path: Path, config: SimulationConfig, n: int, seed: int, chunk_size:
     meta["segment_length"] = o.segment_length
     meta["norm"] = o.norm
     g.attrs["xtml"] = meta
-    return g
 
 
 def _done_chunks(g: zarr.Group) -> NDArray[np.bool_]:
@@ -278,7 +307,7 @@ def simulate_dataset(
         same configuration, n, seed and chunk size is completed (finished chunks are never
         rewritten); any difference is an error that lists it.
     progress : bool
-        Show a progress bar over chunks.
+        Show a progress bar over chunks when the output is a terminal (never in a log file).
     chunks : iterable of int, optional
         Only these chunk indices (for workers that each write their own chunks).
     on_chunk : callable, optional
@@ -287,6 +316,17 @@ def simulate_dataset(
     Returns
     -------
     Path of the store.
+
+    Raises
+    ------
+    ValueError
+        For bad arguments, or an existing store holding another dataset.
+    xtml.data.DatasetTooLargeError
+        Before anything is written or deleted, if the store would not fit on its disk or a chunk in
+        memory (:func:`~xtml.data.check_resources`).
+    OSError
+        If the disk refuses a write (full, read-only), naming the store; the chunks committed before are
+        kept and the same call completes the store later, byte-identical to an uninterrupted one.
     """
     if isinstance(n, bool) or int(n) != n or n < 1:
         raise ValueError(f"n must be an integer >= 1, got {n!r}")
@@ -304,37 +344,51 @@ def simulate_dataset(
             f"= {per_obs}: an observation's spectra are never split across chunks"
         )
     path = Path(out)
+    n_chunks = -(-n // chunk_size)
+    if chunks is not None:  # a worker's own chunks (never all of a huge dataset: no O(n_chunks) set)
+        wanted = sorted({int(c) for c in chunks})
+        bad = [c for c in wanted if not 0 <= c < n_chunks]
+        if bad:
+            raise ValueError(f"chunk indices {bad[:5]} out of range [0, {n_chunks})")
+    resume = path.exists() and not overwrite
+    if not resume:  # before anything is written or deleted: refuse what cannot fit
+        check_resources(config, n, int(chunk_size), path)
     if path.exists() and overwrite:
         shutil.rmtree(path)
     if path.exists():
         g = _open_existing(path, config, n, int(seed), int(chunk_size))
     else:
         g = _create(path, config, n, int(seed), int(chunk_size))
-    n_chunks = -(-n // chunk_size)
-    todo_set = set(range(n_chunks)) if chunks is None else set(chunks)
-    bad = [c for c in todo_set if not 0 <= c < n_chunks]
-    if bad:
-        raise ValueError(f"chunk indices {sorted(bad)[:5]} out of range [0, {n_chunks})")
     done = _done_chunks(g)
-    todo = sorted(c for c in todo_set if not done[c])
+    if chunks is None:
+        todo = np.flatnonzero(~done)
+        total = n_chunks
+    else:
+        todo = np.array([c for c in wanted if not done[c]], dtype=np.int64)
+        total = len(wanted)
+    if resume and todo.size:
+        check_resources(config, n, int(chunk_size), path, todo=todo.size / n_chunks)
     arrays = {name: g[name] for name in g.array_keys()}
     from tqdm.auto import tqdm
 
     bar = tqdm(
-        total=len(todo_set),
-        initial=len(todo_set) - len(todo),
+        total=total,
+        initial=total - todo.size,
         unit="chunk",
         desc=f"simulate {path.name}",
-        disable=not progress,
+        disable=None if progress else True,  # None: a bar on a terminal only, never in a log file
     )
     try:
-        for c in todo:
+        for c in todo.tolist():
             start, stop = c * chunk_size, min(n, (c + 1) * chunk_size)
             result = simulate_chunk(config, c, stop - start, int(seed))
-            for name, values in result.items():
-                arrays[name][start:stop] = values
-            arrays["group"][start:stop] = np.arange(start, stop) // per_obs
-            arrays["done"][c] = 1  # commit: only now is the chunk valid
+            try:
+                for name, values in result.items():
+                    arrays[name][start:stop] = values
+                arrays["group"][start:stop] = np.arange(start, stop) // per_obs
+                arrays["done"][c] = 1  # commit: only now is the chunk valid
+            except OSError as err:  # a full or read-only disk: name the store (a write error may not)
+                raise _named(err, f"{path} (chunk {c})") from None
             bar.update(1)
             if on_chunk is not None:
                 on_chunk(c)

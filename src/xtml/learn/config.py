@@ -38,12 +38,12 @@ classical reference to put in the same table.  Unknown keys are errors that list
 
 from __future__ import annotations
 
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from xtml._files import read_toml
 from xtml.data.config import _check_keys
 
 __all__ = [
@@ -297,12 +297,7 @@ class TrainConfig:
 def load_train_config(path: str | Path) -> TrainConfig:
     """Read and validate a training TOML file; errors name the file and the key."""
     p = Path(path)
-    if not p.is_file():
-        raise ValueError(f"training configuration {str(p)!r} does not exist")
-    try:
-        raw = tomllib.loads(p.read_text())
-    except tomllib.TOMLDecodeError as err:
-        raise ValueError(f"{p}: not valid TOML: {err}") from None
+    raw = read_toml(p, "training configuration")
     try:
         return TrainConfig.from_dict(raw)
     except ValueError as err:

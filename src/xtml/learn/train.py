@@ -21,6 +21,7 @@ The protocol, in the field's order:
 from __future__ import annotations
 
 import json
+import os
 import platform
 import time
 from collections.abc import Callable, Sequence
@@ -163,6 +164,9 @@ TRAIN_FILE = "train.json"
 def load_train_record(run_dir: str | Path) -> dict[str, Any]:
     """The ``train.json`` of a training run (dataset, split sizes, per-model figures).
 
+    ``["dataset"]["path"]`` is returned usable from the current directory: ``train.json`` stores it
+    relative to the run folder (no absolute path of the machine that trained it travels with the run).
+
     Raises ``ValueError`` naming the folder if it is not a finished training run.
     """
     run = Path(run_dir)
@@ -171,7 +175,12 @@ def load_train_record(run_dir: str | Path) -> dict[str, Any]:
         raise ValueError(
             f"{str(run)!r} is not a finished training run (no {TRAIN_FILE}); run `xtml train` first"
         )
-    return json.loads(path.read_text())
+    record = json.loads(path.read_text())
+    dataset = record.get("dataset")
+    if isinstance(dataset, dict) and isinstance(dataset.get("path"), str):
+        # stored relative to the run folder (older runs: absolute, which the join leaves as it is)
+        dataset["path"] = os.path.normpath(run / dataset["path"])
+    return record
 
 
 def _model_metrics(info: dict[str, Any]) -> dict[str, Any]:
@@ -200,11 +209,13 @@ def train_run(
     ``data`` is a store or an ``xtml simulate`` run folder.  ``command`` is recorded as the command
     that started the run (default: this function's call).  ``scope`` fits the scope gate into the run.
 
-    Raises ``ValueError`` if ``out`` already holds a run (unless ``overwrite``) or the task does not fit
-    the dataset.
+    Raises ``ValueError`` if ``out`` already holds a run (unless ``overwrite``; a
+    :class:`~xtml.runs.RunCompleteError` if it is this very run, finished) or the task does not fit the
+    dataset.
     """
     from xtml.data.simrun import api_command
     from xtml.runs import run_folder
+    from xtml.runs.folder import relative_path
 
     say = log or (lambda _msg: None)
     ds = open_dataset(data)
@@ -234,7 +245,7 @@ def train_run(
         record: dict[str, Any] = {
             "kind": "train",
             "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-            "dataset": {"path": str(Path(ds.path).resolve()), "n": ds.n, "seed": ds.meta["seed"]},
+            "dataset": {"path": relative_path(ds.path, run), "n": ds.n, "seed": ds.meta["seed"]},
             "task": {"names": list(td.names), "n_rows": len(td.y)},
             "split": {"train": len(train), "validation": len(val), "test": split.locked_test.size},
             "versions": versions(),
@@ -245,7 +256,8 @@ def train_run(
         # Small fits: OpenMP threads (histogram gradient boosting) cost more than they give on a busy 2-core
         # machine (measured: 558 spectra, 0.24 s with 1 thread, 0.7-34 s with 2 under load).
         limit = 1 if len(train) < _OPENMP_MIN_ROWS else None
-        for spec in tqdm(config.models, desc="train", unit="model", disable=log is None):
+        bar = tqdm(config.models, desc="train", unit="model", disable=None if log is not None else True)
+        for spec in bar:  # a bar on a terminal only (disable=None), never in a log file
             say(f"  {spec.name} ({spec.kind} on {spec.input})")
             with threadpool_limits(limits=limit, user_api="openmp"):
                 record["models"][spec.name] = _train_one(spec, td, train, val, config, run)

@@ -86,7 +86,7 @@ def get_client(
         )
         try:
             return Client(**kwargs)
-        except OSError as err:
+        except (OSError, ValueError) as err:  # unreachable, or not an address ("missing port number")
             raise ValueError(
                 f"cannot reach the Dask scheduler at {scheduler!r} ({err}); start one with `dask scheduler` "
                 "or leave out --scheduler to run on a local cluster"

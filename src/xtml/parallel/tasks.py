@@ -43,7 +43,7 @@ def map_tasks(
     desc, unit : str
         Label and unit of the progress bar (tqdm over the tasks as they complete).
     progress : bool
-        Show the progress bar.
+        Show the progress bar (on a terminal only).
     retries : int
         Reruns of a task that raises (a worker that dies is handled by the scheduler, see the module
         docstring).
@@ -70,7 +70,10 @@ def map_tasks(
         raise ValueError(f"retries must be an integer >= 0, got {retries!r}")
     call = functools.partial(fn, **(kwargs or {}))
     results: list[Any] = [None] * len(items)
-    bar = tqdm(total=initial + len(items), initial=initial, unit=unit, desc=desc, disable=not progress)
+    # disable=None: the bar is drawn on a terminal only, never into a log file
+    bar = tqdm(
+        total=initial + len(items), initial=initial, unit=unit, desc=desc, disable=None if progress else True
+    )
     try:
         if client is None:
             for i, item in enumerate(items):

@@ -31,6 +31,7 @@ from xtml.runs._toml import to_toml
 from xtml.runs.folder import (
     CONFIG_NAME,
     MODEL_FOLDERS,
+    RunCompleteError,
     RunExistsError,
     RunWriter,
     TamperedRunError,
@@ -52,6 +53,7 @@ __all__ = [
     "STATUSES",
     "VOLATILE_METADATA",
     "RunCheck",
+    "RunCompleteError",
     "RunExistsError",
     "RunLockedError",
     "RunRecord",

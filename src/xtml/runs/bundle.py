@@ -31,6 +31,7 @@ import shutil
 import stat
 import tempfile
 import zipfile
+import zlib
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -132,7 +133,7 @@ def _pickle_reason(name: str, data: bytes) -> str | None:
                         return f"holds {entry.filename!r}, a numpy array of Python objects: pickle data"
                     if suffix == ".json" and _parses_as_pickle(content):
                         return f"holds pickle data in {entry.filename!r}, which runs code when loaded"
-        except zipfile.BadZipFile:
+        except _DAMAGED:
             return "is not a valid skops archive"
     return None
 
@@ -150,9 +151,10 @@ def _members(run: Path) -> dict[str, Path]:
     if (run / "model_card.md").is_file():
         names.append("model_card.md")
     out = {name: run / name for name in sorted(set(names))}
-    data = record.inputs.get("data", {}).get("path")  # the training set's card (xtml simulate writes it)
-    if data and (Path(data) / "DATASET_CARD.md").is_file():
-        out["DATASET_CARD.md"] = Path(data) / "DATASET_CARD.md"
+    if "data" in record.inputs:  # the training set's card (xtml simulate writes it)
+        card = record.input_path("data") / "DATASET_CARD.md"
+        if card.is_file():
+            out["DATASET_CARD.md"] = card
     return out
 
 
@@ -167,6 +169,7 @@ def export_run(run_dir: str | Path, out: str | Path, *, model_card: bool = True)
     """
     run = Path(run_dir)
     out = Path(out)
+    _check_output(out)
     record = require_finished(run, "it")
     model_dirs = [d for d in ("models/", "posterior/") if any(k.startswith(d) for k in record.files)]
     if not model_dirs:
@@ -194,7 +197,7 @@ def export_run(run_dir: str | Path, out: str | Path, *, model_card: bool = True)
         "xtml_version": __version__,
         "kind": record.kind,
         "run_id": record.run_id,
-        "source": str(run.resolve()),
+        "source": run.resolve().name,  # the run folder's name: no absolute path of this machine
         "files": digests,
     }
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -208,6 +211,26 @@ def export_run(run_dir: str | Path, out: str | Path, *, model_card: bool = True)
             zf.writestr(info, data)
     tmp.replace(out)
     return out
+
+
+def _is_bundle(path: Path) -> bool:
+    """Whether ``path`` is a zip file holding a ``BUNDLE.json`` (an earlier export)."""
+    try:
+        with zipfile.ZipFile(path) as zf:
+            return BUNDLE_NAME in zf.namelist()
+    except (OSError, zipfile.BadZipFile, ValueError):
+        return False
+
+
+def _check_output(out: Path) -> None:
+    """The bundle file to write: a new file or an earlier bundle (replaced); never a folder or other file."""
+    if out.is_dir():
+        raise ValueError(f"bundle file {str(out)!r} is a directory; give a file name such as model.xtml.zip")
+    if out.exists() and not _is_bundle(out):
+        raise ValueError(
+            f"bundle file {str(out)!r} exists and is not an xtml bundle; refusing to replace it (only an "
+            "earlier bundle is replaced): choose another file name"
+        )
 
 
 def _safe_name(name: str) -> str | None:
@@ -227,10 +250,14 @@ def check_bundle(path: str | Path) -> dict[str, Any]:
     """
     path = Path(path)
     where = str(path)
+    _require_bundle_file(path)
     try:
         zf = zipfile.ZipFile(path)
-    except (OSError, zipfile.BadZipFile) as err:
-        raise UnsafeBundleError(f"{where}: not an xtml bundle ({type(err).__name__}: {err})") from None
+    except (OSError, zipfile.BadZipFile, ValueError, EOFError) as err:
+        raise UnsafeBundleError(
+            f"{where}: not an xtml bundle, or a damaged one ({type(err).__name__}: {err}); a bundle is the "
+            "zip file `xtml export` writes"
+        ) from None
     with zf:
         infos = zf.infolist()
         names = [i.filename for i in infos]
@@ -254,7 +281,9 @@ def check_bundle(path: str | Path) -> dict[str, Any]:
         if total > MAX_BYTES:
             raise UnsafeBundleError(f"{where}: unpacks to {total} bytes, more than the limit {MAX_BYTES}")
         try:
-            manifest = json.loads(zf.read(BUNDLE_NAME))
+            manifest = json.loads(_read_member(zf, BUNDLE_NAME, where))
+        except UnsafeBundleError:
+            raise
         except ValueError as err:
             raise UnsafeBundleError(f"{where}: {BUNDLE_NAME} is not JSON ({err})") from None
         version = manifest.get("format_version") if isinstance(manifest, dict) else None
@@ -281,7 +310,7 @@ def check_bundle(path: str | Path) -> dict[str, Any]:
             raise UnsafeBundleError(f"{where}: {missing[0]!r} is listed in {BUNDLE_NAME} but missing")
         contents = {}
         for name in sorted(files):
-            data = zf.read(name)
+            data = _read_member(zf, name, where)
             digest = _sha256(data)
             if digest != files[name]:
                 raise UnsafeBundleError(
@@ -296,6 +325,35 @@ def check_bundle(path: str | Path) -> dict[str, Any]:
             contents[name] = data
     _check_records(where, contents)
     return manifest
+
+
+#: what reading a damaged zip member raises: a bad CRC or header (BadZipFile), a broken deflate stream
+#: (zlib.error), a stream that ends early (EOFError), an unknown compression method (NotImplementedError),
+#: an encrypted member (RuntimeError), a short read (OSError) or a size field out of range (ValueError)
+_DAMAGED = (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError, RuntimeError, OSError, ValueError)
+
+
+def _read_member(zf: zipfile.ZipFile, name: str, where: str) -> bytes:
+    """The bytes of member ``name``; a damaged member (a flipped bit or byte anywhere, a truncated file)
+    raises :class:`UnsafeBundleError` naming the bundle and the member."""
+    try:
+        return zf.read(name)
+    except _DAMAGED as err:
+        detail = str(err) if len(str(err)) <= 100 else str(err)[:97] + "..."
+        raise UnsafeBundleError(
+            f"{where}: member {name!r} is damaged ({type(err).__name__}: {detail}): the bundle was "
+            "corrupted in transit or on disk; nothing was unpacked. Copy or export it again"
+        ) from None
+
+
+def _require_bundle_file(path: Path) -> None:
+    """A bundle is a file: a missing path or a folder raise ``UnsafeBundleError`` saying so."""
+    from xtml._files import InputPathError, require_file
+
+    try:
+        require_file(path, "bundle")
+    except InputPathError as err:
+        raise UnsafeBundleError(str(err)) from None
 
 
 def _check_records(where: str, contents: dict[str, bytes]) -> None:
@@ -331,12 +389,16 @@ def _check_records(where: str, contents: dict[str, bytes]) -> None:
 def import_bundle(path: str | Path, to: str | Path, *, overwrite: bool = False) -> Path:
     """Check the bundle ``path`` and unpack it into the run folder ``to``; returns ``to``.
 
-    The unpacked folder is a finished run: ``xtml analyze --run``, ``xtml sbi infer``, ``xtml runs show``
-    and ``xtml report`` use it as they use the original.  Raises :class:`UnsafeBundleError` (nothing is
-    written) and ``ValueError`` if ``to`` exists and is not empty (unless ``overwrite``).
+    The unpacked folder is a finished run: ``xtml analyze --run``, ``xtml sbi infer`` and ``xtml runs``
+    use it as they use the original.  It carries the model card made at export, not the test predictions
+    that ``xtml report`` needs: a report is made where the run was trained.  Raises
+    :class:`UnsafeBundleError` (nothing is written) and ``ValueError`` if ``to`` exists and is not empty
+    (unless ``overwrite``).
     """
     manifest = check_bundle(path)
     dest = Path(to)
+    if dest.exists() and not dest.is_dir():
+        raise ValueError(f"{str(dest)!r} exists and is a file, not a folder; choose a new or empty folder")
     if dest.exists() and any(dest.iterdir()):
         if not overwrite:
             raise ValueError(f"{str(dest)!r} exists and is not empty; choose another folder or --overwrite")
@@ -347,7 +409,7 @@ def import_bundle(path: str | Path, to: str | Path, *, overwrite: bool = False) 
             for name in manifest["files"]:
                 target = tmp / name
                 target.parent.mkdir(parents=True, exist_ok=True)
-                target.write_bytes(zf.read(name))
+                target.write_bytes(_read_member(zf, name, str(path)))
         (tmp / BUNDLE_NAME).write_text(json.dumps(manifest, indent=1))
         dest.parent.mkdir(parents=True, exist_ok=True)
         if dest.exists():
@@ -372,6 +434,7 @@ def open_bundle(path: str | Path) -> Path:
     The same bundle file (by content) is unpacked once per process.
     """
     path = Path(path)
+    _require_bundle_file(path)
     key = _sha256(path.read_bytes())
     if key in _OPENED and _OPENED[key].is_dir():
         return _OPENED[key]

@@ -12,13 +12,13 @@ import shutil
 import socket
 import traceback
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from xtml.runs._lock import LOCK_NAME, acquire
+from xtml.runs._lock import LOCK_NAME, RunLockedError, acquire
 from xtml.runs._toml import to_toml
 from xtml.runs.hashing import RECORD_NAME, dataset_hash, entry_hash, file_manifest
 from xtml.runs.record import FINISHED, RunCheck, RunRecord, flatten, plain, read_record, write_record
@@ -26,6 +26,7 @@ from xtml.runs.record import FINISHED, RunCheck, RunRecord, flatten, plain, read
 __all__ = [
     "CONFIG_NAME",
     "MODEL_FOLDERS",
+    "RunCompleteError",
     "RunExistsError",
     "RunWriter",
     "TamperedRunError",
@@ -43,19 +44,48 @@ _MISSING = object()
 
 
 class RunExistsError(ValueError):
-    """``path`` already holds a finished run (``record``, or ``None`` for a record this xtml cannot read)."""
+    """``path`` already holds a finished run (``record``, or ``None`` for a record this xtml cannot read).
 
-    def __init__(self, path: Path, record: RunRecord | None) -> None:
+    ``differences`` lists what differs from the run that was asked for (``"seed: 3 -> 4"``), empty when
+    nothing does (then the error is a :class:`RunCompleteError`) or when the record cannot be read.
+    """
+
+    def __init__(
+        self, path: Path, record: RunRecord | None, differences: Sequence[str] = (), *, why: str = ""
+    ) -> None:
         self.path = path
         self.record = record
+        self.differences = tuple(differences)
         what = (
             f"a finished {record.kind} run ({record.run_id}, {record.status}, {record.created})"
             if record is not None
             else f"a run ({RECORD_NAME} of an older or unknown format)"
         )
+        if self.differences:
+            what += f" made with another configuration or other data ({'; '.join(self.differences[:8])})"
         super().__init__(
-            f"run folder {str(path)!r} already holds {what}; write into another folder or overwrite it "
+            f"run folder {str(path)!r} already holds {what}{why}; write into another folder or overwrite it "
             "(--overwrite)"
+        )
+
+
+class RunCompleteError(RunExistsError):
+    """``path`` already holds the very run that was asked for, finished, with every file as recorded.
+
+    Raised by :func:`run_folder` (without ``overwrite``) when the folder's run has the same kind, resolved
+    configuration and input hashes: running the same command again has nothing to do.  The command line
+    reports it as "already complete" and exits as the finished run did.
+    """
+
+    def __init__(self, path: Path, record: RunRecord) -> None:
+        self.path = path
+        self.record = record
+        self.differences = ()
+        ValueError.__init__(
+            self,
+            f"run folder {str(path)!r} already holds a finished {record.kind} run ({record.run_id}, "
+            f"{record.status}, {record.created}) with the same configuration and inputs, every file as "
+            "recorded: nothing to do; overwrite it (--overwrite) to run it again",
         )
 
 
@@ -130,6 +160,26 @@ class RunWriter:
         self._open = False
 
 
+def relative_path(path: str | os.PathLike[str], folder: Path) -> str:
+    """``path`` relative to the run folder ``folder`` (both resolved), as records store their inputs: no
+    absolute path of the machine that made the run (records and bundles travel).  On another drive
+    (Windows), where no relative path exists, the absolute path."""
+    try:
+        return os.path.relpath(Path(path).resolve(), Path(folder).resolve())
+    except ValueError:
+        return str(Path(path).resolve())
+
+
+def _remove_partial(folder: Path, new: bool) -> None:
+    """Remove what a run that failed to start wrote: the whole folder if it created it, else its files."""
+    if new:
+        shutil.rmtree(folder, ignore_errors=True)
+        return
+    for name in (CONFIG_NAME, RECORD_NAME, RECORD_NAME + ".tmp"):
+        with suppress(OSError):
+            (folder / name).unlink()
+
+
 def _clear(folder: Path) -> None:
     for entry in folder.iterdir():
         if entry.name == LOCK_NAME:
@@ -140,7 +190,28 @@ def _clear(folder: Path) -> None:
             entry.unlink()
 
 
-def _prepare(folder: Path, overwrite: bool, kind: str, config: dict[str, Any]) -> None:
+def _differences(previous: RunRecord, kind: str, config: dict[str, Any], inputs: dict[str, Any]) -> list[str]:
+    """What differs between a recorded run and the run asked for: kind, configuration keys, input data."""
+    old, new = flatten(previous.config), flatten(config)
+    diffs = [
+        f"{k}: {old.get(k, '-')!r} -> {new.get(k, '-')!r}"
+        for k in sorted(old.keys() | new.keys())
+        if old.get(k, _MISSING) != new.get(k, _MISSING)
+    ]
+    if previous.kind != kind:  # another kind of run: its configuration keys are beside the point
+        return [f"kind: {previous.kind} -> {kind}"]
+    was = {name: info.get("sha256") for name, info in previous.inputs.items()}
+    now = {name: info["sha256"] for name, info in inputs.items()}
+    for name in sorted(was.keys() | now.keys()):
+        if was.get(name) != now.get(name):
+            old_hash, new_hash = str(was.get(name, "-"))[:12], str(now.get(name, "-"))[:12]
+            diffs.append(f"input {name}: other data (sha256 {old_hash} -> {new_hash})")
+    return diffs
+
+
+def _prepare(
+    folder: Path, overwrite: bool, kind: str, config: dict[str, Any], inputs: dict[str, Any]
+) -> None:
     """With the lock held: refuse a finished run (unless ``overwrite``), clear or resume the folder."""
     if not any(e.name != LOCK_NAME for e in folder.iterdir()):
         return
@@ -155,17 +226,22 @@ def _prepare(folder: Path, overwrite: bool, kind: str, config: dict[str, Any]) -
         previous = None
     if overwrite:
         _clear(folder)
-    elif previous is None or previous.status in FINISHED:
-        raise RunExistsError(folder, previous)
-    elif previous.kind != kind or previous.config != config:
-        old, new = flatten(previous.config), flatten(config)
-        diffs = [
-            f"{k}: {old.get(k, '-')!r} -> {new.get(k, '-')!r}"
-            for k in sorted(old.keys() | new.keys())
-            if old.get(k, _MISSING) != new.get(k, _MISSING)
-        ]
-        if previous.kind != kind:
-            diffs.insert(0, f"kind: {previous.kind} -> {kind}")
+        return
+    if previous is None:
+        raise RunExistsError(folder, None)
+    diffs = _differences(previous, kind, config, inputs)
+    if previous.status in FINISHED:
+        if diffs:
+            raise RunExistsError(folder, previous, diffs)
+        changed = verify_files(folder)
+        if changed:
+            raise RunExistsError(
+                folder,
+                previous,
+                why=f", but {len(changed)} of its files differ from its record ({', '.join(changed[:5])})",
+            )
+        raise RunCompleteError(folder, previous)
+    if diffs:
         raise ValueError(
             f"run folder {str(folder)!r} holds an unfinished {previous.kind} run ({previous.run_id}) made "
             f"with another configuration, so it cannot be resumed ({'; '.join(diffs[:8])}); write into "
@@ -192,8 +268,11 @@ def run_folder(
     and locked (``.xtml-run.lock``, created with ``O_EXCL``: of two runs started at once into one folder,
     the second raises :class:`~xtml.runs.RunLockedError` and writes nothing), ``config.toml`` written
     and ``record.json`` written with status ``"running"``.  A folder holding a finished run is refused
-    (:class:`RunExistsError`) unless ``overwrite``, which empties it first; a folder holding an
-    unfinished run is resumed with its files kept; a non-empty folder without a record is refused.
+    (:class:`RunExistsError`, naming what differs) unless ``overwrite``, which empties it first; if it is
+    this very run (same kind, configuration and input hashes, every file as recorded) the error is a
+    :class:`RunCompleteError`: nothing to do.  A folder holding an unfinished run of the same
+    configuration and inputs is resumed with its files kept; a non-empty folder without a record is
+    refused.  If the folder cannot be started (a full or read-only disk), nothing of the run is left in it.
 
     On normal exit every file is hashed into ``files`` and the status becomes ``"complete"``, or
     ``"failed-check"`` if a check failed.  On an exception, ``KeyboardInterrupt`` included, the status
@@ -213,7 +292,8 @@ def run_folder(
     seeds : mapping
         Every seed the run uses, by name (may be empty, never implicit).
     inputs : mapping of name to path, optional
-        Datasets, files or run folders the run reads.
+        Datasets, files or run folders the run reads; recorded with their content hash and their path
+        relative to the run folder (:meth:`RunRecord.input_path`).
     overwrite : bool
         Replace a finished run in ``path``.
 
@@ -238,7 +318,7 @@ def run_folder(
     for name, p in (inputs or {}).items():
         if not Path(p).exists():
             raise ValueError(f"input {name!r}: {str(p)!r} does not exist")
-        input_records[name] = {"path": str(Path(p).resolve()), "sha256": dataset_hash(p)}
+        input_records[name] = {"path": relative_path(p, folder), "sha256": dataset_hash(p)}
     if folder.exists() and not folder.is_dir():
         raise ValueError(f"run folder {str(folder)!r} exists and is not a folder")
     from xtml import __version__
@@ -260,14 +340,28 @@ def run_folder(
         metrics={},
         xtml_version=__version__,
     )
+    new = not folder.exists()
     folder.mkdir(parents=True, exist_ok=True)
     info = {"run_id": run_id, "kind": kind, "pid": os.getpid(), "host": socket.gethostname()}
-    lock = acquire(folder, {**info, "started": created})
     try:
-        _prepare(folder, overwrite, kind, config_plain)
+        lock = acquire(folder, {**info, "started": created})
+    except RunLockedError:
+        raise  # another process made the folder and holds it
+    except BaseException:
+        if new:  # e.g. a full disk while writing the lock: leave no empty folder behind
+            shutil.rmtree(folder, ignore_errors=True)
+        raise
+    prepared = False
+    try:
+        _prepare(folder, overwrite, kind, config_plain, input_records)
+        prepared = True
         (folder / CONFIG_NAME).write_text(toml)
         write_record(folder, record)
     except BaseException:
+        if new or (prepared and not (folder / RECORD_NAME).is_file()):
+            # nothing of a run was recorded (a full or read-only disk): leave no half-made folder behind;
+            # a folder holding another run's files is never touched here (_prepare refused or cleared it)
+            _remove_partial(folder, new)
         lock.release()
         raise
     writer = RunWriter(folder, record)

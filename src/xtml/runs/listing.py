@@ -97,7 +97,8 @@ def show_run(run_dir: str | Path) -> str:
     lines.append("seeds    " + (", ".join(f"{k}={_fmt(v)}" for k, v in r.seeds.items()) or "none"))
     lines.append("inputs" + ("" if r.inputs else "   none"))
     for name, info in r.inputs.items():
-        lines.append(f"  {name}  {info.get('path', '?')}  sha256 {str(info.get('sha256', '?'))[:16]}")
+        where = r.input_path(name) if isinstance(info, dict) and "path" in info else "?"
+        lines.append(f"  {name}  {where}  sha256 {str(info.get('sha256', '?'))[:16]}")
     metrics = flatten(r.metrics)
     lines.append("metrics" + ("" if metrics else "  none"))
     width = max((len(k) for k in metrics), default=0)

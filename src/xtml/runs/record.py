@@ -14,6 +14,7 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Literal, get_args
 
+from xtml._files import require_folder
 from xtml.runs._lock import holder_alive
 from xtml.runs.hashing import RECORD_NAME
 
@@ -81,7 +82,9 @@ class RunRecord:
         :func:`platform.platform`; the xtml git commit (``+dirty`` if modified) or ``"unknown"``.
     inputs : dict
         ``name -> {"path", "sha256"}``: every dataset or run the run read, with its
-        :func:`~xtml.runs.dataset_hash` taken when the run started.
+        :func:`~xtml.runs.dataset_hash` taken when the run started; ``path`` is relative to the run
+        folder (:meth:`input_path` resolves it), so that no record holds an absolute path of the
+        machine that made it.
     metrics : dict
         Result figures (JSON values).
     checks : tuple of RunCheck
@@ -120,6 +123,21 @@ class RunRecord:
     def __post_init__(self) -> None:
         if self.status not in STATUSES:
             raise ValueError(f"status must be one of {', '.join(STATUSES)}, got {self.status!r}")
+
+    def input_path(self, name: str) -> Path:
+        """Where the input ``name`` is: its recorded path, relative to the run folder (records written
+        since xtml stores no absolute path), resolved against the folder the record was loaded from.
+
+        An absolute path (records of older xtml versions) is returned as stored.  Raises ``ValueError``
+        for an input the run does not record.
+        """
+        info = self.inputs.get(name)
+        if not isinstance(info, Mapping) or "path" not in info:
+            raise ValueError(f"the {self.kind} run {self.run_id} records no input {name!r}")
+        stored = Path(str(info["path"]))
+        if stored.is_absolute() or self.path is None:
+            return stored
+        return Path(os.path.normpath(self.path / stored))
 
     @property
     def failed_checks(self) -> tuple[RunCheck, ...]:
@@ -177,7 +195,10 @@ class RunRecord:
     @classmethod
     def from_json(cls, text: str, *, path: Path | None = None) -> RunRecord:
         """Inverse of :meth:`to_json`."""
-        data = json.loads(text)
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as err:
+            raise ValueError(f"not a run record: not JSON ({err})") from None
         if not isinstance(data, dict):
             raise ValueError("a run record is a JSON object")
         return cls.from_dict(data, path=path)
@@ -237,11 +258,23 @@ def write_record(folder: Path, record: RunRecord) -> None:
 
 def read_record(folder: Path) -> RunRecord:
     """``record.json`` of ``folder`` as stored (``ValueError`` if absent or not a run record)."""
+    require_folder(folder, "run folder")
     path = folder / RECORD_NAME
+    if path.is_dir():
+        raise ValueError(f"{str(folder)!r} is not an xtml run folder: its {RECORD_NAME} is a directory")
     try:
-        text = path.read_text()
+        raw = path.read_bytes()
     except FileNotFoundError:
         raise ValueError(f"{str(folder)!r} is not an xtml run folder: it has no {RECORD_NAME}") from None
+    except OSError as err:
+        raise ValueError(f"{path}: cannot be read ({err.strerror or err})") from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ValueError(
+            f"{path}: not a run record (not UTF-8 text: a damaged or foreign file); a run record is the JSON "
+            "that xtml writes"
+        ) from None
     try:
         return RunRecord.from_json(text, path=folder)
     except (ValueError, TypeError) as err:

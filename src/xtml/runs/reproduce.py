@@ -26,11 +26,12 @@ import json
 import math
 import re
 from collections.abc import Callable
+from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from xtml.runs.folder import require_finished
+from xtml.runs.folder import RunCompleteError, require_finished
 from xtml.runs.hashing import RECORD_NAME, dataset_hash
 from xtml.runs.record import RunRecord, flatten, load_record
 
@@ -199,7 +200,7 @@ def _checked_input(record: RunRecord, name: str) -> Path:
     info = record.inputs.get(name)
     if info is None:
         raise ValueError(f"the {record.kind} run {record.run_id} records no input {name!r}")
-    path = Path(info["path"])
+    path = record.input_path(name)
     if not path.exists():
         raise ValueError(
             f"input {name!r} of the run, {str(path)!r}, no longer exists: reproduce the run that made it "
@@ -217,37 +218,43 @@ def _checked_input(record: RunRecord, name: str) -> Path:
 def _rerun(
     record: RunRecord, run: Path, out: Path, command: list[str], log: Callable[[str], None] | None
 ) -> None:
+    """Run ``record``'s run again into ``out``; a reproduction already there, finished, is kept (the same
+    command compares again without redoing it)."""
     kind, config = record.kind, record.config
     if kind == "simulate":
         from xtml.data.config import SimulationConfig
         from xtml.data.simrun import simulate_run
 
-        simulate_run(
-            SimulationConfig.from_dict(config["simulation"]),
-            config["n"],
-            out,
-            seed=config["seed"],
-            chunk_size=config["chunk_size"],
-            progress=log is not None,
-            command=command,
-        )
+        with suppress(RunCompleteError):
+            simulate_run(
+                SimulationConfig.from_dict(config["simulation"]),
+                config["n"],
+                out,
+                seed=config["seed"],
+                chunk_size=config["chunk_size"],
+                progress=log is not None,
+                command=command,
+            )
     elif kind == "train":
         from xtml.learn.config import TrainConfig
         from xtml.learn.evaluate import EVALUATION_DIR, evaluate_run
         from xtml.learn.train import train_run
 
         data = _checked_input(record, "data")
-        train_run(TrainConfig.from_dict(config), data, out, log=log, command=command)
+        with suppress(RunCompleteError):
+            train_run(TrainConfig.from_dict(config), data, out, log=log, command=command)
         if (run / EVALUATION_DIR / RECORD_NAME).is_file():
             require_finished(run / EVALUATION_DIR, "its evaluation")
-            evaluate_run(out, plots=False, command=[*command, "(evaluation)"])
+            if not (out / EVALUATION_DIR / RECORD_NAME).is_file():
+                evaluate_run(out, plots=False, command=[*command, "(evaluation)"])
     elif kind == "sbi":
         from xtml.sbi.run import train_sbi_run
         from xtml.sbi.scenario import SBIConfig
 
         for name in record.inputs:
             _checked_input(record, name)
-        train_sbi_run(SBIConfig.from_dict(config), out, log=log, command=command)
+        with suppress(RunCompleteError):
+            train_sbi_run(SBIConfig.from_dict(config), out, log=log, command=command)
     else:
         raise ValueError(f"runs of kind {kind!r} cannot be reproduced (simulate, train and sbi runs can)")
 
@@ -269,6 +276,9 @@ def reproduce_run(
     Raises ``ValueError`` for a run that did not finish, an input that changed or vanished, or a kind
     that cannot be re-executed.
     """
+    for name, value in (("rtol", rtol), ("atol", atol)):
+        if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value < math.inf:
+            raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
     run = Path(run_dir)
     record = require_finished(run, "it")
     if record.kind == "evaluate":

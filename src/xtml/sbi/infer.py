@@ -194,7 +194,12 @@ def infer(
     seed: int = 0,
     allow_uncalibrated: bool = False,
 ) -> Inference:
-    """Posterior samples for one observation from a trained run (see the module docstring)."""
+    """Posterior samples for one observation from a trained run (see the module docstring).
+
+    ``n_samples`` is an integer >= 2 (the summary has quantiles and a spread).
+    """
+    if isinstance(n_samples, bool) or not isinstance(n_samples, int | np.integer) or n_samples < 2:
+        raise ValueError(f"n_samples must be an integer >= 2, got {n_samples!r}")
     run = load_run_posterior(run_dir, allow_uncalibrated=allow_uncalibrated)
     x, what, notes, rate = observation_inputs(run, sources, index=index)
     post = run.posterior

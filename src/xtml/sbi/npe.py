@@ -166,7 +166,7 @@ def train_npe(
     if progress:
         from tqdm.auto import tqdm
 
-        ks = tqdm(ks, desc="NPE ensemble", unit="flow")
+        ks = tqdm(ks, desc="NPE ensemble", unit="flow", disable=None)  # a bar on a terminal only
     for k in ks:
         with torch_threads(threads), seeded(int(member_seeds[k])) as generator:
             member = build_estimator(config, xr.shape[1], prior_box.n_params)

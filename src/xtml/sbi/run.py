@@ -178,6 +178,7 @@ def train_sbi_run(
 def _train_sbi(
     config: SBIConfig, writer: Any, log: Callable[[str], None] | None, n_threads: int | None, scope: bool
 ) -> Path:
+    from xtml.runs.folder import relative_path
     from xtml.sbi.classical import to_markdown
     from xtml.sbi.diagnostics import check_calibration, sbc_ranks, tarp
     from xtml.sbi.npe import train_npe
@@ -292,7 +293,8 @@ def _train_sbi(
     manifest_all = {"posterior": manifest, "calibration.json": file_sha256(out / "calibration.json")}
     (out / "manifest.json").write_text(json.dumps(manifest_all, indent=1))
     text = [
-        f"SBI run {out}: {config.source or 'configuration'}",
+        # names, not paths: the summary travels in bundles, without this machine's folders
+        f"SBI run {out.resolve().name}: {Path(config.source).name if config.source else 'configuration'}",
         f"parameters: {', '.join(names)}; inputs: channels {list(spec.channels)} on {spec.n_freq} bins, "
         f"scalars {list(spec.scalars)}",
         f"training: {theta.shape[0]} simulations, {t_train:.0f} s; "
@@ -311,7 +313,8 @@ def _train_sbi(
         "kind": "sbi",
         "versions": versions(),
         "platform": platform.platform(),
-        "datasets": {"train": str(getattr(train_ds, "path", "")), "test": str(getattr(test_ds, "path", ""))},
+        # relative to the run folder: no absolute path of this machine travels with the run
+        "datasets": {"train": relative_path(train_ds.path, out), "test": relative_path(test_ds.path, out)},
         "n_train": int(theta.shape[0]),
         "n_test": int(theta_test.shape[0]),
         "seconds": calibration["seconds"],

@@ -32,12 +32,12 @@ dataset seed plus :data:`TEST_SEED_OFFSET`, so they never repeat a training simu
 
 from __future__ import annotations
 
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from xtml._files import read_toml
 from xtml.data.config import SimulationConfig, _check_keys
 from xtml.psd import Fixed
 from xtml.sbi.inputs import CHANNELS, SCALARS
@@ -238,12 +238,7 @@ def _validation(t: Mapping[str, Any]) -> ValidationSpec:
 def load_sbi_config(path: str | Path) -> SBIConfig:
     """Read and validate an SBI scenario file; errors name the file and the offending key."""
     p = Path(path)
-    if not p.is_file():
-        raise ValueError(f"SBI configuration file {str(p)!r} does not exist")
-    try:
-        raw = tomllib.loads(p.read_text())
-    except tomllib.TOMLDecodeError as err:
-        raise ValueError(f"{p}: not valid TOML: {err}") from None
+    raw = read_toml(p, "SBI configuration file")
     try:
         return SBIConfig.from_dict(raw, source=str(p))
     except ValueError as err:

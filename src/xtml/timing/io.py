@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from numpy.typing import NDArray
 
+from xtml._files import require_file
 from xtml.timing.periodogram import (
     _segment_bins_from_size,
     _segment_starts,
@@ -394,8 +395,7 @@ def read_events(
     ('nustar', 'FPMA', 1025.0, True)
     """
     p = Path(path)
-    if not p.is_file():
-        raise ValueError(f"event file {str(p)!r} does not exist")
+    require_file(p, "event file")
     e_range = _check_range(energy_range, "energy_range")
     c_range = _check_range(pi_range, "pi_range")
     scan = _scan_event_file(p)
@@ -549,7 +549,12 @@ def spectrum_from_event_file(
     path: str | Path, *, dt: float, segment_size: float, norm: Norm = "leahy", rebin_log_f: float = 0.0
 ) -> PowerSpectrum:
     """Averaged (optionally log-rebinned) power spectrum of an event file over all its segments, as Stingray's
-    ``AveragedPowerspectrum.from_events`` makes it (segments with fewer than 2 events skipped)."""
+    ``AveragedPowerspectrum.from_events`` makes it (segments with fewer than 2 events skipped).
+
+    ``rebin_log_f`` is the log-rebinning factor, >= 0 (0: none).
+    """
+    if not (np.isfinite(rebin_log_f) and rebin_log_f >= 0):
+        raise ValueError(f"rebin_log_f must be a finite number >= 0 (0 = no rebinning), got {rebin_log_f!r}")
     ev = read_events(path)
     ps = periodogram_from_events(ev.times, gti=ev.gti, dt=dt, segment_size=segment_size, norm=norm)
     return rebin_log(ps, rebin_log_f) if rebin_log_f > 0 else ps

@@ -10,6 +10,7 @@ it). :func:`xtml.timing.observation_spectrum` makes the spectrum of a light curv
 from __future__ import annotations
 
 import gzip
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, get_args
@@ -17,7 +18,8 @@ from typing import Any, Literal, get_args
 import numpy as np
 from numpy.typing import NDArray
 
-from xtml.timing.io import header_float, header_text, header_value, open_fits
+from xtml._files import require_file
+from xtml.timing.io import _WARNINGS_LOCK, header_float, header_text, header_value, open_fits
 
 __all__ = ["BinnedLightCurve", "Values", "lightcurve_counts", "lightcurve_segment_starts", "read_lightcurve"]
 
@@ -311,7 +313,10 @@ def _read_fits(
 
 def _read_ascii(path: Path, dt_arg: float | None, values: Values) -> BinnedLightCurve:
     try:
-        table = np.loadtxt(path, ndmin=2, comments=("#", "!"), dtype=np.float64)
+        # an empty file (or comments only) is reported below with the row count, not as numpy's warning
+        with _WARNINGS_LOCK, warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="loadtxt: input contained no data")
+            table = np.loadtxt(path, ndmin=2, comments=("#", "!"), dtype=np.float64)
     except (ValueError, UnicodeDecodeError) as err:
         raise ValueError(
             f"{path}: neither a FITS file nor numeric text columns (time, counts[, error]): {err}"
@@ -396,8 +401,7 @@ def read_lightcurve(
     (0.125, 22143, (1, 2))
     """
     p = Path(path)
-    if not p.is_file():
-        raise ValueError(f"light-curve file {str(p)!r} does not exist")
+    require_file(p, "light-curve file")
     if values not in get_args(Values):
         raise ValueError(f"values must be one of {get_args(Values)}, got {values!r}")
     if dt is not None and not (np.isfinite(dt) and dt > 0):
