@@ -29,6 +29,7 @@ from numpy.typing import NDArray
 
 from xtml._files import require_file
 from xtml.timing.periodogram import (
+    _check_dt,
     _segment_bins_from_size,
     _segment_starts,
     first_unsorted,
@@ -553,14 +554,18 @@ def spectrum_from_event_file(
 
     ``rebin_log_f`` is the log-rebinning factor, >= 0 (0: none).
     """
-    if not (np.isfinite(rebin_log_f) and rebin_log_f >= 0):
-        raise ValueError(f"rebin_log_f must be a finite number >= 0 (0 = no rebinning), got {rebin_log_f!r}")
+    _check_rebin_log(rebin_log_f)
     ev = read_events(path)
     ps = periodogram_from_events(ev.times, gti=ev.gti, dt=dt, segment_size=segment_size, norm=norm)
     return rebin_log(ps, rebin_log_f) if rebin_log_f > 0 else ps
 
 
 # --- the spectrum of an observation ----------------------------------------------------------------------
+
+
+def _check_rebin_log(rebin_log_f: float) -> None:
+    if not (np.isfinite(rebin_log_f) and rebin_log_f >= 0):
+        raise ValueError(f"rebin_log_f must be a finite number >= 0 (0 = no rebinning), got {rebin_log_f!r}")
 
 
 def _check_n_segments(n_segments: Any) -> int | None:
@@ -647,10 +652,11 @@ def observation_spectrum(
     from xtml.timing.lightcurve_io import BinnedLightCurve, lightcurve_counts, lightcurve_segment_starts
 
     norm = check_norm(norm)
+    _check_rebin_log(rebin_log_f)
     n_want = _check_n_segments(n_segments)
     if not isinstance(source, EventData | BinnedLightCurve):
         raise ValueError(f"source must be an EventData or a BinnedLightCurve, got {type(source).__name__}")
-    segment_length, n_bins = _segment_bins_from_size(segment_size, float(dt))
+    segment_length, n_bins = _segment_bins_from_size(segment_size, _check_dt(dt))
     gti = np.asarray(source.gti, dtype=np.float64).reshape(-1, 2)
     if isinstance(source, EventData):
         times = np.ascontiguousarray(source.times, dtype=np.float64)
