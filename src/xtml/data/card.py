@@ -35,6 +35,8 @@ def dataset_card(ds: Any) -> str:
     obs = ds.config.observation
     prov = ds.meta.get("provenance", {})
     labels = np.asarray(ds.array("labels"))
+    n_modules = ds.config.detector.n_modules
+    rate = np.asarray(ds.array("mean_rate"), dtype=np.float64)
     clipped = (
         float((np.asarray(ds.array("n_clipped")) > 0).mean()) if "n_clipped" in ds.group else float("nan")
     )
@@ -68,7 +70,10 @@ def dataset_card(ds: Any) -> str:
         lines.append(f"| {name} | {int((labels == k).sum())} | {comps} | {priors} |")
     lines += [
         "",
-        f"Count rate prior: `{json.dumps(config.get('rate', {}))}`",
+        f"Count rates: the parameter `rate` is the source's incident rate **per module**, "
+        f"{_prior_text(config.get('rate', {}))} ct/s per module; the spectra's `mean_rate` is the detected "
+        f"rate of the light curve they were made from, **total** of the {n_modules} module(s) (background "
+        f"included): {rate.min():.4g}-{rate.max():.4g} ct/s total.",
         "",
         f"Detector: `{json.dumps(config.get('detector', {}))}`",
         "",
