@@ -289,12 +289,13 @@ def _evaluate(
         for name in record["models"]:
             p = arrays[f"proba/{name}"]
             out["models"][name]["test"] = multiclass_metrics(y, p, labels=list(range(len(td.names))))
+            out["models"][name]["test"]["rows"] = rows_text(len(test))
     else:
         for name in record["models"]:
             mean, std = arrays[f"pred/{name}"], arrays[f"std/{name}"]
             out["models"][name]["test"] = regression_metrics(
                 y, mean if y.ndim > 1 else mean[:, 0], std if y.ndim > 1 else std[:, 0]
-            )
+            ) | {"rows": rows_text(len(test))}
         if config.reference.test == "fit":
             gen = np.random.default_rng(config.seed)
             k = min(config.reference.max_spectra, len(test))
@@ -303,6 +304,8 @@ def _evaluate(
             good = ok & np.all(np.isfinite(err), axis=1)
             truth = y.reshape(len(y), -1)[subset]
             ref = {"test": "fit", "n_spectra": k, "n_failed": int((~good).sum()), "time_per_spectrum_s": per}
+            fitted = f"all {k:,}" if k == len(test) else f"a random {k:,} of the {len(test):,}"
+            ref["rows"] = f"the {int(good.sum()):,} of {fitted} test spectra where the fit succeeded"
             ref["metrics"] = regression_metrics(truth[good], value[good], err[good])
             ref["models_on_same_spectra"] = {
                 name: regression_metrics(
@@ -415,7 +418,7 @@ def summary_text(out: dict[str, Any], td: TaskData) -> str:
         ref = out["reference"]
         lines.append(
             f"reference (maximum-likelihood fits, {ref['n_spectra']} spectra, {ref['n_failed']} failed "
-            f"and left out; {ref['time_per_spectrum_s'] * 1e3:.3g} ms/spectrum), on the same spectra:"
+            f"and left out; {ref['time_per_spectrum_s'] * 1e3:.3g} ms/spectrum), on {ref['rows']}:"
         )
         keys = ("rmse", "r2", "coverage_68", "coverage_95")
         for name, m in {"reference fit": ref["metrics"], **ref["models_on_same_spectra"]}.items():

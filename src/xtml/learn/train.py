@@ -113,6 +113,7 @@ def _train_one(
     y = td.y if classification or n_outputs > 1 else td.y[:, 0]
     x_tr, y_tr, g_tr = td.X[train], y[train], td.groups[train]
     info: dict[str, Any] = {"kind": spec.kind, "input": spec.input, "params": dict(spec.params)}
+    info["validation_rows"] = f"the {len(val):,} validation spectra"
     if spec.search:
         t0 = time.perf_counter()
         found = tune(
