@@ -41,8 +41,7 @@ import numpy as np
 
 from xtml.data import load_config, open_dataset
 from xtml.learn.headline import fmt_interval
-from xtml.report import Section, table_html, write_report
-from xtml.report.html import panel_html
+from xtml.report import Section, panel_html, table_html, write_report
 
 __all__ = ["DEMO_SECTIONS", "SIZES", "default_config_path", "demo_config_path", "run_demo"]
 

@@ -34,7 +34,7 @@ from numpy.typing import NDArray
 
 from xtml.data import open_dataset
 from xtml.learn.calibration import ScoreCalibrator
-from xtml.learn.comparison import compare_scores
+from xtml.learn.comparison import ComparisonTable, compare_scores
 from xtml.learn.config import TrainConfig
 from xtml.learn.headline import fmt_interval, fmt_value, headline_lines, headline_record, rows_text, tpr_label
 from xtml.learn.metrics import binary_metrics, multiclass_metrics, regression_metrics
@@ -338,7 +338,9 @@ def _detection(
     models = list(scores)
     groups = td.groups[test]
 
-    def compare(rows: NDArray[np.intp], by: dict[str, NDArray[Any]], reference: str | None) -> Any:
+    def compare(
+        rows: NDArray[np.intp], by: dict[str, NDArray[Any]], reference: str | None
+    ) -> ComparisonTable:
         return compare_scores(
             y[rows],
             by,
