@@ -19,10 +19,11 @@ the report, whose "What did not work" section lists every failed check and lost 
 shrinks every size for a first look.
 
 The detection headline is sized to be resolved (:func:`xtml.learn.comparison.min_negatives`: at least
-10 / FPR QPO-free test spectra scored by both the LRT and the models): half the simulated observations
-are the locked test set and the LRT scores every one of them, so the full demo (4,400 observations) puts
-about 1,100 QPO-free spectra behind a TPR at 1 % FPR; the quick demo (1,000) has about 250, enough for
-5 % but not for 1 %, so it measures at 5 % and says so.  Every figure of the headline is read from the
+10 / FPR QPO-free test spectra scored by both the LRT and the models): seven in ten simulated observations
+have no QPO, half of them are the locked test set and the LRT scores every one, so the full demo (3,000
+observations) puts about 1,050 QPO-free spectra behind a TPR at 1 % FPR; the quick demo (700) has about
+245, enough for 5 % but not for 1 %, so it measures at 5 % and says so.  The LRT (~0.12 s per spectrum
+on 2 cores) is most of the demo's time.  Every figure of the headline is read from the
 evaluation's one record (``detect/evaluation/metrics.json["headline"]``, :mod:`xtml.learn.headline`).
 """
 
@@ -58,11 +59,11 @@ DEMO_SECTIONS = (
     "Provenance",
 )
 #: sizes of the full and the quick demo: detection observations (half of them the test set, every one
-#: scored by the LRT), the false-positive rate of the headline (resolved by n / 2 / 2 QPO-free test
-#: spectra: >= 10 / fpr), SBI training and test simulations, classical fits, whether to train the CNN
+#: scored by the LRT; 70 % without a QPO, so about 0.35 n QPO-free test spectra: >= 10 / fpr), the
+#: false-positive rate of the headline, SBI training and test simulations, classical fits, the CNN or not
 SIZES: dict[str, dict[str, Any]] = {
-    "full": {"n": 4400, "fpr": 0.01, "n_train_sbi": 8000, "n_test_sbi": 400, "classical": 40, "cnn": 1},
-    "quick": {"n": 1000, "fpr": 0.05, "n_train_sbi": 2000, "n_test_sbi": 200, "classical": 12, "cnn": 0},
+    "full": {"n": 3000, "fpr": 0.01, "n_train_sbi": 8000, "n_test_sbi": 400, "classical": 40, "cnn": 1},
+    "quick": {"n": 700, "fpr": 0.05, "n_train_sbi": 2000, "n_test_sbi": 200, "classical": 12, "cnn": 0},
 }
 #: event files shipped with Stingray: a real RXTE/PCA observation (M82 X-1, 99 s at 34 ct/s) and Stingray's
 #: simulated XMM-Newton-format file ("Fake X-1", 1,026 s at 1,660 ct/s, with a PRIOR dead-time column)
