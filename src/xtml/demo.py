@@ -325,7 +325,7 @@ def run_demo(
             f"{kind}: {text}"
             for kind, r in reports.items()
             for k, text in r.lessons
-            if k == "failed" and not any(text in c for c in checks)
+            if k == "failed" and not any(text.split(": ", 1)[-1] in c for c in checks)
         ]
         summary = {
             "quick": quick,
