@@ -54,6 +54,7 @@ def interval_cell(value: Any, low: Any, high: Any) -> Markup:
 def detection_panel(
     metrics: dict[str, Any], record: dict[str, Any], scope: dict[str, Any] | None
 ) -> list[tuple[str, Any]]:
+    """The headline panel of a detection run: question, answer, reference, calibration, scope, data."""
     h = metrics["headline"]
     best, label = h["best_model"], h["label"]
     s = h["scorers"][best]
@@ -91,12 +92,12 @@ def detection_panel(
             "Calibration",
             f"Brier score of {best}'s calibrated probabilities "
             f"{fmt_interval(s['brier'], s['brier_low'], s['brier_high'])} on the same rows (0 is perfect, "
-            "0.25 a coin toss on balanced classes); the reliability diagram below shows where it is off. "
-            "The LRT statistic is not a probability: Brier n/a.",
+            "0.25 a coin toss on balanced classes); the reliability diagram below shows where it is off."
+            + (" The LRT statistic is not a probability: Brier n/a." if h["reference"] is not None else ""),
         )
     )
     if scope is not None:
-        items.append(("Scope", scope["summary"]))
+        items.append(("Scope", sentence(scope["summary"]) + "."))
     curve = record["models"].get(best, {}).get("learning_curve")
     if curve:
         items.append(("Enough training data?", f"{best}: {curve['verdict']}."))
@@ -106,6 +107,7 @@ def detection_panel(
 def other_panel(
     metrics: dict[str, Any], scope: dict[str, Any] | None, task: str, names: list[str]
 ) -> list[tuple[str, Any]]:
+    """The headline panel of a state-classification or regression run."""
     what = "the variability state" if task == "state" else "the parameters " + ", ".join(names)
     items: list[tuple[str, Any]] = [("What was asked", f"Predict {what} from the power spectrum.")]
     answers = []
@@ -128,9 +130,17 @@ def other_panel(
         )
     else:
         items.append(("ML against the reference", "No classical reference applies to this task here."))
-    items.append(("Calibration", "See the reliability and coverage figures below."))
+    calibration = []
+    for name, m in metrics["models"].items():
+        t = m.get("test", {})
+        if "log_loss" in t:
+            calibration.append(f"{name}: log loss {fmt_value(t['log_loss'])}")
+        elif "coverage_68" in t:
+            cover = " / ".join(fmt(v) for v in np.atleast_1d(t["coverage_68"]))
+            calibration.append(f"{name}: 68% intervals cover {cover} of the truths (nominal 0.683)")
+    items.append(("Calibration", ("; ".join(calibration) or "n/a") + "."))
     if scope is not None:
-        items.append(("Scope", scope["summary"]))
+        items.append(("Scope", sentence(scope["summary"]) + "."))
     return items
 
 
