@@ -8,6 +8,12 @@ One call checks a report::
     page = render_page(html_path)  # screenshot in test-artifacts/<name>.png
     assert page.problems() == []
 
+What a reader would notice, each a problem: a SEVERE console message, a figure that does not render, a
+figure (``img``, ``svg``, ``canvas``) without a ``<figure>`` caption, a table typeset as text in a ``<pre>``
+block, any element wider than the 1,200 px window (measured on the elements' bounding boxes, before the
+window grows for the full-page screenshot), and entity text such as ``&lt;`` in the rendered page (text
+escaped twice).
+
 Without Chromium the calling test is skipped, unless ``XTML_REQUIRE_BROWSER`` is set (``make test`` sets it),
 in which case it fails: CI must not pass by skipping.
 """
@@ -21,11 +27,13 @@ from pathlib import Path
 
 import pytest
 
-__all__ = ["ARTIFACTS", "CHROMEDRIVER", "CHROMIUM", "Figure", "PageCheck", "render_page"]
+__all__ = ["ARTIFACTS", "CHROMEDRIVER", "CHROMIUM", "VIEWPORT", "Figure", "PageCheck", "render_page"]
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
 ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
+#: Width of the window the layout is checked in, CSS pixels: nothing on the page may be wider.
+VIEWPORT = 1200
 
 # --disable-background-networking and friends: otherwise Chromium calls Google's hosts at start-up, the
 # closed network refuses them, and the refusals show up as errors
@@ -41,7 +49,7 @@ _FLAGS = (
     "--disable-dev-shm-usage",
     "--hide-scrollbars",  # the screenshot shows the page, not a scroll bar
     "--force-device-scale-factor=1",  # screenshot pixels = CSS pixels
-    "--window-size=1280,800",
+    f"--window-size={VIEWPORT},800",
 )
 
 # every <img> and every outermost <svg> (an inline SVG figure; a nested <svg> is part of one), in page order
@@ -63,6 +71,44 @@ for (const el of document.querySelectorAll('img, svg:not(svg svg)')) {
   }
 }
 return out;
+"""
+
+# the reader's checks, in the window as opened (VIEWPORT wide): elements wider than it or reaching past its
+# right edge (hidden ones, e.g. in a closed <details>, have empty boxes and are skipped); <pre> blocks that
+# hold a table (a <table>, two or more Markdown rows "| a | b |", or three or more lines with two or more
+# gaps of 2+ spaces: fixed-width columns); images/SVG/canvas outside a <figure> with a non-empty
+# <figcaption>; entity text (&lt; &amp; &#39; ...) in the rendered text
+_CHECKS_JS = """
+const vw = window.innerWidth;
+const describe = el => {
+  const cls = typeof el.className === 'string' && el.className ? '.' + el.className.split(' ')[0] : '';
+  const text = (el.getAttribute('alt') || el.textContent || '').trim().replace(/\\s+/g, ' ').slice(0, 60);
+  return el.tagName.toLowerCase() + cls + ' "' + text + '"';
+};
+const wide = [];
+for (const el of document.body.querySelectorAll('*')) {
+  const r = el.getBoundingClientRect();
+  if (r.width === 0 && r.height === 0) continue;
+  if (r.width > vw + 0.5 || r.right > vw + 0.5 || r.left < -0.5) {
+    wide.push(describe(el) + ' is ' + Math.round(r.width) + ' px wide, from ' + Math.round(r.left) + ' to '
+              + Math.round(r.right) + ' px');
+  }
+}
+const preTables = [];
+for (const pre of document.querySelectorAll('pre')) {
+  const lines = pre.textContent.split('\\n').filter(l => l.trim());
+  const piped = lines.filter(l => /^\\s*\\|.*\\|\\s*$/.test(l)).length;
+  const columns = lines.filter(l => (l.trim().match(/\\S {2,}(?=\\S)/g) || []).length >= 2).length;
+  if (pre.querySelector('table') || piped >= 2 || columns >= 3) preTables.push(describe(pre));
+}
+const uncaptioned = [];
+for (const el of document.querySelectorAll('img, svg:not(svg svg), canvas')) {
+  const fig = el.closest('figure');
+  const cap = fig ? fig.querySelector('figcaption') : null;
+  if (!cap || !cap.textContent.trim()) uncaptioned.push(describe(el));
+}
+const entities = document.body.innerText.match(/&(?:[a-zA-Z][a-zA-Z0-9]*|#[0-9]+|#[xX][0-9a-fA-F]+);/g) || [];
+return {viewport: vw, wide: wide, pre_tables: preTables, uncaptioned: uncaptioned, entities: entities};
 """
 
 _SIZE_JS = """
@@ -104,11 +150,22 @@ class PageCheck:
     console: tuple[dict, ...]  # every console entry, as chromedriver reports it
     figures: tuple[Figure, ...]
     screenshot: Path
+    viewport: int = VIEWPORT  # width of the window the layout was checked in
+    wide: tuple[str, ...] = ()  # elements wider than the window or reaching past it
+    pre_tables: tuple[str, ...] = ()  # <pre> blocks that hold a table
+    uncaptioned: tuple[str, ...] = ()  # figures without a <figure> caption
+    entities: tuple[str, ...] = ()  # entity text (&lt; ...) in the rendered text: escaped twice
 
     def problems(self) -> list[str]:
         """Everything a reader would notice as broken; empty when the page is fine."""
         out = [f"console error: {m}" for m in self.severe]
         out += [f"figure does not render: {f}" for f in self.figures if not f.renders]
+        out += [f"figure without a caption: {f}" for f in self.uncaptioned]
+        out += [f"table inside <pre>: {t}" for t in self.pre_tables]
+        out += [f"wider than the {self.viewport} px window: {w}" for w in self.wide]
+        out += [f"entity text in the rendered page: {e}" for e in self.entities]
+        if self.viewport != VIEWPORT:
+            out.append(f"the layout was checked in a {self.viewport} px window, not {VIEWPORT} px")
         if not self.screenshot.is_file() or self.screenshot.stat().st_size == 0:
             out.append(f"no screenshot at {self.screenshot}")
         return out
@@ -157,6 +214,7 @@ def render_page(html_path: str | Path, screenshot_path: str | Path | None = None
                     "Array.from(document.images).every(i => i.complete)"
                 )
             )
+            checks = driver.execute_script(_CHECKS_JS)  # in the VIEWPORT-wide window, before it grows
             # full page: grow the window until the viewport holds the whole document
             width, height, inner_w, inner_h = driver.execute_script(_SIZE_JS)
             outer = driver.get_window_size()
@@ -169,4 +227,16 @@ def render_page(html_path: str | Path, screenshot_path: str | Path | None = None
         finally:
             driver.quit()
     severe = tuple(e["message"] for e in console if e.get("level") == "SEVERE")
-    return PageCheck(url=url, title=title, severe=severe, console=console, figures=figures, screenshot=shot)
+    return PageCheck(
+        url=url,
+        title=title,
+        severe=severe,
+        console=console,
+        figures=figures,
+        screenshot=shot,
+        viewport=int(checks["viewport"]),
+        wide=tuple(checks["wide"]),
+        pre_tables=tuple(checks["pre_tables"]),
+        uncaptioned=tuple(checks["uncaptioned"]),
+        entities=tuple(checks["entities"]),
+    )

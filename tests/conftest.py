@@ -47,6 +47,23 @@ def learn_run(tmp_path_factory: pytest.TempPathFactory):
 
 
 @pytest.fixture(scope="session")
+def quick_demo(tmp_path_factory: pytest.TempPathFactory):
+    """`xtml demo --quick` once per session: its folder (the printed output in ``printed.txt``)."""
+    import contextlib
+    import io
+
+    from xtml.cli import main
+
+    out = tmp_path_factory.mktemp("quick_demo") / "demo"
+    buf = io.StringIO()
+    with contextlib.redirect_stdout(buf):
+        code = main(["demo", "--out", str(out), "--quick", "--no-progress"])
+    assert code == 0
+    (out.parent / "printed.txt").write_text(buf.getvalue())
+    return out
+
+
+@pytest.fixture(scope="session")
 def sbi_run(tmp_path_factory: pytest.TempPathFactory):
     """A tiny SBI run (scenario of tests/test_sbi_run.py: 800 simulations, NSF with an MLP embedding)."""
     pytest.importorskip("torch")

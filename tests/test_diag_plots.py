@@ -308,3 +308,64 @@ def test_corner_errors(rng):
         plot_posterior_corner(samples, ["a", "b"], truths=[0.0])
     fig = plt.figure()
     assert plot_posterior_corner(samples, ["a", "b"], fig=fig) is fig
+
+
+# ----------------------------------------------------------------------------- fits
+
+
+def _spectrum(rng: np.random.Generator, n_freq: int = 40, m: int = 8):
+    from xtml.timing import PowerSpectrum
+
+    freq = np.geomspace(0.1, 50.0, n_freq)
+    model = 2.0 + 5.0 / (1 + (freq / 2.0) ** 2)
+    power = model * rng.chisquare(2 * m, n_freq) / (2 * m)
+    ps = PowerSpectrum(
+        freq=freq,
+        power=power[None],
+        m=np.full(n_freq, m),
+        df=np.gradient(freq),
+        norm="leahy",
+        mean_rate=np.array([100.0]),
+        segment_length=10.0,
+        dt=0.01,
+        n_segments=m,
+    )
+    return ps, model
+
+
+def test_fit_plot_tells_data_and_models_apart_and_shows_residuals(rng):
+    from xtml.critique.plots import plot_fit
+
+    ps, model = _spectrum(rng)
+    ax = plot_fit(ps, {"right model": model, "flat model": np.full_like(model, 2.0)})
+    fig = ax.figure
+    assert len(fig.axes) == 2  # the spectrum, and the residual panel below it
+    data = ax.containers[0]  # the data: points with error bars, in black
+    assert matplotlib.colors.same_color(data.lines[0].get_color(), "k")
+    lines = {line.get_label(): line for line in ax.get_lines() if not line.get_label().startswith("_")}
+    colours = {label: line.get_color() for label, line in lines.items()}
+    assert set(colours) == {"right model", "flat model"}
+    assert not any(matplotlib.colors.same_color(c, "k") for c in colours.values())
+    assert not matplotlib.colors.same_color(colours["right model"], colours["flat model"])
+    assert lines["right model"].get_linestyle() != lines["flat model"].get_linestyle()
+    assert {t.get_text() for t in ax.get_legend().get_texts()} == {"data", "right model", "flat model"}
+    residual = fig.axes[1]
+    points = next(line for line in residual.get_lines() if line.get_label() == "right model")
+    expected = (ps.power[0] - model) * np.sqrt(ps.m) / model
+    np.testing.assert_allclose(points.get_ydata(), expected)
+    assert abs(np.mean(expected)) < 0.5  # the right model: residuals scatter around zero
+    assert residual.get_ylabel().startswith("(data - model)")
+
+
+def test_plot_spectra_with_a_model_draws_the_residual_panel(rng):
+    """What `xtml fit --plot` saves: data and best fit in different colours, residuals below."""
+    from dataclasses import replace
+
+    from xtml.critique.plots import plot_spectra
+
+    ps, model = _spectrum(rng)
+    ax = plot_spectra(ps, [0], expected=replace(ps, power=model[None]))
+    assert len(ax.figure.axes) == 2
+    colours = [line.get_color() for line in ax.get_lines() if not line.get_label().startswith("_")]
+    assert colours
+    assert not matplotlib.colors.same_color(colours[0], "k")

@@ -7,7 +7,7 @@ from sklearn.metrics import log_loss, roc_auc_score
 
 from xtml.learn import comparison as metrics  # the vectorised kernel (_Ranked, _weighted_binary) lives here
 from xtml.learn.bootstrap import BootstrapCI, bootstrap_ci
-from xtml.learn.comparison import compare_scores
+from xtml.learn.comparison import compare_scores, min_negatives, tpr_resolution
 from xtml.learn.metrics import binary_metrics, multiclass_metrics, regression_metrics
 
 
@@ -312,12 +312,70 @@ def test_compare_scores_verdicts(detection):
     assert better.low > 0
     assert better.verdict.startswith("cnn is better than the reference lrt at TPR@1%FPR by ")
     assert " pp (95% CI " in better.verdict
+    assert better.resolved
     same = diff["lrt_prob", "tpr_at_fpr"]
     assert same.difference == same.low == same.high == 0.0
     assert not same.significant
-    assert same.verdict.startswith("no significant difference between lrt_prob and the reference lrt")
+    assert not same.resolved
+    assert same.verdict.startswith("not resolved by this test set: lrt_prob against the reference lrt")
+    assert same.verdict.endswith("the interval includes zero")
     assert better.verdict in table.verdict
     assert "TPR@1%FPR" in table.to_text()
+    # the rows behind every figure, and each scorer's operating point
+    assert (table.n_positive, table.n_negative) == (1000, 3000)
+    assert table.tpr_resolved
+    assert table.to_text().startswith("4,000 rows (1,000 with a QPO, 3,000 without)")
+    row = next(r for r in table.rows() if r["scorer"] == "cnn")
+    point = binary_metrics(y, scores["cnn"], threshold=None)
+    assert row["threshold"] == point["tpr_at_fpr_threshold"]
+    assert row["fpr_at_threshold"] == point["fpr_at_threshold"] <= 0.01
+    assert (row["n_positive"], row["n_negative"]) == (1000, 3000)
+    assert "n/a" in table.to_text()  # the Brier score of a test statistic
+
+
+@pytest.mark.parametrize(("fpr", "need"), [(0.01, 1000), (0.05, 200), (0.1, 100), (0.001, 10000)])
+def test_min_negatives_is_ten_expected_false_alarms(fpr, need):
+    assert min_negatives(fpr) == need
+    assert tpr_resolution(need, fpr)[0]
+    assert not tpr_resolution(need - 1, fpr)[0]
+    assert min_negatives(0.0) is None
+    assert not tpr_resolution(10**9, 0.0)[0]
+
+
+def test_min_negatives_follows_from_the_spread_of_the_operating_point(rng):
+    """The binomial argument of min_negatives: at 10 expected false alarms the realised false-alarm rate
+    of the empirical threshold scatters by about 30 %; at 60 negatives for 1 % by about 100 %."""
+
+    def realised_fpr(n_neg, fpr, reps=2000):
+        neg = rng.uniform(size=(reps, n_neg))  # scores of QPO-free rows; true FPR of t is 1 - t
+        k = int(np.floor(fpr * n_neg))
+        thr = -np.sort(-neg, axis=1)[:, k]  # the (k+1)-th highest: at most k of them above it
+        return 1.0 - thr
+
+    resolved = realised_fpr(min_negatives(0.01), 0.01)
+    assert 0.2 < resolved.std() / resolved.mean() < 0.4
+    coarse = realised_fpr(60, 0.01)
+    assert coarse.std() / coarse.mean() > 0.8
+
+
+def test_a_tpr_difference_on_too_few_negatives_names_no_winner(rng):
+    """A large, significant difference on 60 negatives is still "not resolved" at 1 % FPR."""
+    y = np.r_[np.zeros(60, int), np.ones(60, int)]
+    noise = rng.normal(size=(2, y.size))
+    table = compare_scores(
+        y, {"lrt": 0.3 * y + noise[0], "cnn": 4 * y + noise[1]}, reference="lrt", n_boot=300, rng=5
+    )
+    assert not table.tpr_resolved
+    diff = {d.metric: d for d in table.differences}
+    tpr = diff["tpr_at_fpr"]
+    assert tpr.significant  # the interval alone would have named a winner
+    assert not tpr.resolved
+    assert tpr.verdict.startswith("not resolved by this test set: cnn against the reference lrt")
+    assert "60 QPO-free spectra; a TPR at 1% FPR needs at least 1,000" in tpr.verdict
+    assert " is better than " not in table.verdict.split("\n")[0]
+    auc = diff["roc_auc"]  # the AUC needs no fixed false-alarm budget: it is resolved
+    assert auc.resolved
+    assert auc.verdict.startswith("cnn is better than the reference lrt at ROC-AUC")
 
 
 def test_paired_difference_is_narrower_than_the_intervals(detection):

@@ -245,6 +245,21 @@ def test_train_config_errors_name_the_key():
         TrainConfig.from_dict({"task": {"kind": "cluster"}, "models": {"logistic": {}}})
     with pytest.raises(ValueError, match="at least one"):
         TrainConfig.from_dict({"task": {"kind": "detect"}})
+    raw = tomllib.loads(TRAIN)
+    raw["learning_curve"] = {"fractions": [0.5, 0.25, 1.0]}
+    with pytest.raises(ValueError, match=r"\[learning_curve\] fractions must be"):
+        TrainConfig.from_dict(raw)
+    raw["learning_curve"] = {"fractions": [0.5, 1.0]}
+    config = TrainConfig.from_dict(raw)
+    assert config.curve_fractions == (0.5, 1.0)
+    # a model cheap enough to cross-validate gets a learning curve unless told otherwise
+    assert {m.name: m.learning_curve for m in config.models} == {
+        "logistic": True,
+        "random_forest": True,
+        "hist_gb": False,
+        "cnn": False,
+    }
+    assert TrainConfig.from_dict(config.to_dict()) == config
 
 
 def test_cli_train_and_evaluate(strong, tmp_path, capsys):
@@ -253,10 +268,28 @@ def test_cli_train_and_evaluate(strong, tmp_path, capsys):
     cfg.write_text(raw + "\n[reference]\nmax_spectra = 10\n")  # logistic only; a quick reference
     run = tmp_path / "run"
     assert main(["train", str(cfg), "--data", str(strong), "--out", str(run), "--no-progress"]) == 0
+    trained = capsys.readouterr().out
+    # CV as a table, not a Python dict: a header, one row per model and score, every fold
+    assert "{'" not in trained
+    lines = trained.splitlines()
+    head = next(
+        i
+        for i, line in enumerate(lines)
+        if line.split() == ["model", "CV", "score", "mean", "std", "folds", "tuned", "hyper-parameters"]
+    )
+    row = lines[head + 1].split()
+    assert row[:2] == ["logistic", "ROC-AUC"]
+    cv = json.loads((run / "train.json").read_text())["models"]["logistic"]["cv"]
+    assert float(row[2]) == round(cv["mean"]["roc_auc"], 3)
+    assert len(cv["folds"]["roc_auc"]) == 3
+    assert "learning curves: " in trained
+    assert "logistic: still improving: " in trained or "logistic: no resolved gain: " in trained
     assert main(["evaluate", str(run), "--no-plots"]) == 0
     out = capsys.readouterr().out
     assert "logistic" in out
     assert "TPR@1%FPR" in out
+    assert "headline: QPO detection, TPR at 1% FPR" in out
+    assert "each model on all " in out
     assert main(["evaluate", str(run)]) == 2  # a second opening without a reason is refused
     assert "already opened" in capsys.readouterr().err
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import tomllib
 from pathlib import Path
 
@@ -35,6 +36,13 @@ def test_state_classification_beats_chance_by_far(tmp_path):
     for name, m in out["models"].items():
         assert m["test"]["accuracy"] > 0.45, (name, m["test"]["accuracy"])  # chance: ~0.3 (largest class)
         assert np.asarray(m["test"]["confusion_matrix"]).shape == (4, 4)
+        assert m["test"]["rows"] == f"all {out['n_test']:,} test spectra"
+    # the learning curve of a multi-class task reads the accuracy on the validation rows
+    record = json.loads((tmp_path / "run" / "train.json").read_text())
+    curve = record["models"]["logistic"]["learning_curve"]
+    assert curve["metric"] == "accuracy"
+    assert curve["rows"] == f"the {record['split']['validation']:,} validation spectra"
+    _report_has_every_section(tmp_path / "run")
 
 
 def test_regression_with_uncertainties_and_the_fit_reference(tmp_path):
@@ -68,6 +76,31 @@ def test_regression_with_uncertainties_and_the_fit_reference(tmp_path):
     assert np.median(np.abs(found - truth)) < 0.05
     summary = (tmp_path / "run" / "evaluation" / "summary.txt").read_text()
     assert "reference fit" in summary
+    assert (
+        ref["rows"]
+        == f"the {ok:,} of a random 25 of the {out['n_test']:,} test spectra where the fit succeeded"
+    )
+    assert ref["rows"] in summary
+    record = json.loads((tmp_path / "run" / "train.json").read_text())
+    assert record["models"]["linear"]["learning_curve"]["metric"] == "rmse"
+    _report_has_every_section(tmp_path / "run")
+
+
+def _report_has_every_section(run: Path) -> None:
+    """The report of a state or regression run: every section, a headline panel, a model card answering
+    the four questions (n/a where a task has no answer)."""
+    from xtml.report.card import CAUTION_QUESTIONS
+    from xtml.report.run_report import SECTIONS, build_report
+
+    result = build_report(run)
+    page = result.html.read_text()
+    for title in SECTIONS:
+        assert f"<h2>{title}</h2>" in page, title
+    assert page.index("<h2>Headline</h2>") < page.index("<h2>What was asked</h2>")
+    assert "<pre>" not in page.split("</details>")[-1]  # no table typeset as text
+    card = result.model_card.read_text()
+    for question in CAUTION_QUESTIONS:
+        assert f"**{question}**" in card
 
 
 def test_task_errors_name_the_problem(tmp_path):

@@ -133,9 +133,14 @@ def load_run(run_dir: str | Path, *, allow_uncalibrated: bool = False) -> Loaded
     check_files(run, ["models/", "train.json"])
     check_files(evaluation_dir(run), ["metrics.json"])
     metrics = json.loads((evaluation_dir(run) / "metrics.json").read_text())
-    rows = metrics.get("comparison", {}).get("rows", [])
-    ml = [r for r in rows if r["scorer"] in metrics["models"]]
-    out.model_name = max(ml, key=lambda r: r["tpr_at_fpr"])["scorer"] if ml else next(iter(metrics["models"]))
+    if "headline" in metrics:  # the evaluation's best model (xtml.learn.headline)
+        out.model_name = metrics["headline"]["best_model"]
+    else:  # evaluated before the headline record, or not a detection task
+        rows = metrics.get("comparison", {}).get("rows", [])
+        ml = [r for r in rows if r["scorer"] in metrics["models"]]
+        out.model_name = (
+            max(ml, key=lambda r: r["tpr_at_fpr"])["scorer"] if ml else next(iter(metrics["models"]))
+        )
     out.model = load_model(run / "models" / out.model_name)
     extra = json.loads((run / "models" / out.model_name / "extra.json").read_text())
     out.extra = extra

@@ -89,7 +89,7 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
 
 def _cmd_train(args: argparse.Namespace) -> int:
     from xtml.learn.config import load_train_config
-    from xtml.learn.train import train_run
+    from xtml.learn.train import load_train_record, train_run, train_tables_text
 
     config = load_train_config(args.config)
     run = train_run(
@@ -100,6 +100,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         log=None if args.no_progress else print,
         command=args.argv,
     )
+    print("\n".join(train_tables_text(load_train_record(run)["models"])))
     print(f"trained {len(config.models)} model(s) into {run}; next: xtml evaluate {run}")
     return 0
 

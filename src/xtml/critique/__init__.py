@@ -15,6 +15,7 @@ from xtml.critique.learn_plots import (
     plot_confusion,
     plot_evaluation,
     plot_importances,
+    plot_learning_curve,
     plot_pr,
     plot_regression,
     plot_reliability,
@@ -29,7 +30,7 @@ from xtml.critique.performance import (
     regression_map,
     shift_test,
 )
-from xtml.critique.plots import plot_ratio, plot_spectra
+from xtml.critique.plots import plot_fit, plot_ratio, plot_spectra
 from xtml.critique.scope import ScopeGate, ScopeResult, TrainingDomain, gap_reasons, log_spectral_features
 
 __all__ = [
@@ -45,7 +46,9 @@ __all__ = [
     "plot_coverage",
     "plot_embedding",
     "plot_evaluation",
+    "plot_fit",
     "plot_importances",
+    "plot_learning_curve",
     "plot_outliers",
     "plot_performance_map",
     "plot_posterior_corner",

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -22,6 +22,7 @@ __all__ = [
     "plot_confusion",
     "plot_evaluation",
     "plot_importances",
+    "plot_learning_curve",
     "plot_pr",
     "plot_regression",
     "plot_reliability",
@@ -42,16 +43,28 @@ def plot_roc(
     scores: Mapping[str, ArrayLike],
     *,
     fpr_target: float | None = 0.01,
+    operating: Mapping[str, tuple[float, float]] | None = None,
     ax: Axes | None = None,
 ) -> Axes:
-    """ROC curves of several scorers on the same labels, log false-positive axis; ``fpr_target`` marked."""
+    """ROC curves of several scorers on the same labels, log false-positive axis; ``fpr_target`` marked.
+
+    ``operating`` maps scorer names to their operating point ``(fpr, tpr)`` (e.g. the headline's TPR at
+    ``fpr_target`` and the FPR its threshold reaches), drawn as a dot on the curve; an FPR of 0 sits on
+    the left edge of the axis.
+    """
     from sklearn.metrics import roc_auc_score, roc_curve
 
     ax = _axes(ax)
     y = np.asarray(y_true)
+    left = 1e-3
     for name, s in scores.items():
         fpr, tpr, _ = roc_curve(y, np.asarray(s))
-        ax.step(np.maximum(fpr, 1e-4), tpr, where="post", label=f"{name} (AUC {roc_auc_score(y, s):.3f})")
+        (line,) = ax.step(
+            np.maximum(fpr, 1e-4), tpr, where="post", label=f"{name} (AUC {roc_auc_score(y, s):.3f})"
+        )
+        if operating is not None and name in operating:
+            f0, t0 = operating[name]
+            ax.plot(max(f0, left), t0, "o", ms=5, color=line.get_color(), clip_on=False, zorder=5)
     if fpr_target is not None:
         ax.axvline(fpr_target, color="0.6", ls=":", lw=1)
     ax.set_xscale("log")
@@ -139,6 +152,27 @@ def plot_importances(
     return ax
 
 
+def plot_learning_curve(curve: Any, *, label: str | None = None, ax: Axes | None = None) -> Axes:
+    """The metric a learning curve's verdict reads against the training-set size, with its intervals.
+
+    ``curve`` is a :class:`~xtml.learn.learning_curve.LearningCurve`; call once per model on one ``ax``
+    to compare them.  Log size axis; the y label names the metric and the validation rows.
+    """
+    ax = _axes(ax, (5.2, 4.0))
+    name, est, low, high = curve.judged()
+    e, lo, hi = np.asarray(est), np.asarray(low), np.asarray(high)
+    sizes = np.asarray(curve.sizes, dtype=float)
+    ax.errorbar(sizes, e, yerr=np.vstack([e - lo, hi - e]), fmt="o-", ms=4, capsize=3, label=label)
+    ax.set_xscale("log")
+    ax.set_xticks(sizes, [f"{int(s):,}" for s in sizes])
+    ax.minorticks_off()
+    ax.set_xlabel("training spectra")
+    ax.set_ylabel(f"{name} on {curve.rows.removeprefix('the ')}", fontsize=8)
+    if label is not None:
+        ax.legend(fontsize=8, loc="lower right")
+    return ax
+
+
 def plot_regression(
     y_true: ArrayLike,
     y_pred: ArrayLike,
@@ -196,7 +230,11 @@ def plot_evaluation(run_dir: str | Path) -> list[str]:
         if "reference/lrt" in arrays:
             scores["LRT (reference)"] = arrays["reference/lrt"]
         fpr = metrics.get("fpr_target", 0.01)
-        files.append(_save(plot_roc(y[subset], scores, fpr_target=fpr), out_dir / "roc.png"))
+        head = metrics.get("headline", {}).get("scorers", {})
+        points = {n: (h["fpr_at_threshold"], h["tpr_at_fpr"]) for n, h in head.items()}
+        files.append(
+            _save(plot_roc(y[subset], scores, fpr_target=fpr, operating=points), out_dir / "roc.png")
+        )
         files.append(_save(plot_pr(y[subset], scores), out_dir / "pr.png"))
         probs = {k[6:]: v[:, 1] for k, v in arrays.items() if k.startswith("proba/")}
         files.append(_save(plot_reliability(y, probs), out_dir / "reliability.png"))

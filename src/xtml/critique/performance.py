@@ -950,7 +950,9 @@ def _axes(ax: Axes | None) -> Axes:
     return plt.figure(figsize=(5.6, 4.0)).add_subplot()
 
 
-def _draw(ax: Axes, pmap: PerformanceMap, metric: str, log: bool, label: str | None, colour: str) -> None:
+def _draw(
+    ax: Axes, pmap: PerformanceMap, metric: str, log: bool, label: str | None, colour: str, marker: str = "o"
+) -> None:
     x = pmap.centres(log)
     y, lo, hi = pmap.metrics[metric], pmap.lower[metric], pmap.upper[metric]
     shown = np.isfinite(y)
@@ -962,8 +964,9 @@ def _draw(ax: Axes, pmap: PerformanceMap, metric: str, log: bool, label: str | N
         y[shown],
         yerr=np.clip(yerr[:, shown], 0.0, None),
         xerr=xerr[:, shown],
-        fmt="o",
-        ms=4,
+        fmt=marker,
+        ms=4 if marker == "o" else 6,
+        mfc=colour if marker == "o" else "none",
         capsize=2,
         color=colour,
         label=label,
@@ -996,7 +999,7 @@ def plot_performance_map(
         Where to draw; default a new figure.
     reference : PerformanceMap, optional
         A second map of the same metric (e.g. the classical reference next to an ML model), drawn in
-        another colour.
+        another colour with open squares (so that equal values do not hide each other).
     log : bool, optional
         Log scale for the variable; default as in :meth:`PerformanceMap.centres`.
     label, reference_label : str
@@ -1021,7 +1024,7 @@ def plot_performance_map(
         ax.axhline(pmap.nominal[metric], color="0.5", ls=":", lw=1, label=f"nominal {pmap.nominal[metric]:g}")
     _draw(ax, pmap, metric, use_log, label, "C0")
     if reference is not None:
-        _draw(ax, reference, metric, use_log, reference_label, "C1")
+        _draw(ax, reference, metric, use_log, reference_label, "C1", marker="s")  # open: overlaps show
     if use_log:
         ax.set_xscale("log")
     ax.set_xlabel(pmap.variable)

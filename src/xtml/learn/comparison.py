@@ -6,12 +6,17 @@
 them from the same resample weights, so that the difference of each scorer to a reference is a
 *paired* difference, with its own interval and a plain-language verdict, in a :class:`ComparisonTable`.
 The weighted metrics are computed for a whole batch of resamples at once, from one sort of each score.
+
+**Resolution.**  A comparison only names a winner when the test set can tell: a paired difference whose
+interval includes zero, or a TPR at a fixed FPR measured on fewer QPO-free rows than
+:func:`min_negatives` asks for, reads "not resolved by this test set" (:func:`tpr_resolution` says why).
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -20,7 +25,15 @@ from numpy.typing import ArrayLike, NDArray
 from xtml.learn.bootstrap import _CHUNK_ELEMENTS, _check_boot, _group_index, _interval
 from xtml.learn.metrics import FPR_TOLERANCE, _check_binary, _check_fpr_target, binary_metrics
 
-__all__ = ["ComparisonTable", "MetricEstimate", "PairedDifference", "compare_scores"]
+__all__ = [
+    "MIN_FALSE_ALARMS",
+    "ComparisonTable",
+    "MetricEstimate",
+    "PairedDifference",
+    "compare_scores",
+    "min_negatives",
+    "tpr_resolution",
+]
 
 FloatArray = NDArray[np.float64]
 
@@ -29,8 +42,62 @@ COMPARED_METRICS = ("roc_auc", "pr_auc", "tpr_at_fpr", "precision", "recall", "f
 _DIFF_METRICS = ("tpr_at_fpr", "roc_auc")
 
 
+#: Expected false alarms at the operating point below which a TPR at a fixed FPR is "not resolved".
+MIN_FALSE_ALARMS = 10
+
+
 def _fpr_label(fpr_target: float) -> str:
     return f"TPR@{100 * fpr_target:g}%FPR"
+
+
+def min_negatives(fpr_target: float) -> int | None:
+    """QPO-free rows a test set needs before its TPR at ``fpr_target`` means something.
+
+    The operating threshold of a TPR at :math:`\\mathrm{FPR}_0` is an empirical quantile of the
+    negatives' scores: with :math:`n` negatives it lets through at most the :math:`k = \\lfloor
+    \\mathrm{FPR}_0\\, n \\rfloor` highest, so it lies between the :math:`k`-th and the
+    :math:`(k+1)`-th highest negative score.  The false-alarm rate that such a threshold really has (on
+    new QPO-free data) is an order statistic of uniforms, about :math:`\\mathrm{Beta}(k + 1, n - k)`,
+    with relative standard deviation
+    :math:`\\sqrt{(n - k) / ((k + 1)(n + 2))} \\approx 1 / \\sqrt{k + 1}`.  A test set with
+    :math:`\\mathrm{FPR}_0\\, n \\ge` ``MIN_FALSE_ALARMS`` (10) expected false alarms pins the real
+    operating point to within about 30 % (one sigma: "1 %" means 0.7-1.3 %); with
+    :math:`\\mathrm{FPR}_0\\, n < 1` (e.g. 60 negatives at 1 %) the threshold is simply the highest
+    negative score, its false-alarm rate is uncertain by 100 %, and the TPR read there answers a
+    different question than the one asked.  Hence
+    :math:`n_{neg} \\ge \\lceil 10 / \\mathrm{FPR}_0 \\rceil`: 1,000 negatives at 1 %, 200 at 5 %.
+
+    Returns None for ``fpr_target = 0``: no finite test set resolves it.
+
+    Examples
+    --------
+    >>> min_negatives(0.01), min_negatives(0.05)
+    (1000, 200)
+    """
+    f = _check_fpr_target(fpr_target)
+    if f == 0:
+        return None
+    return math.ceil(round(MIN_FALSE_ALARMS / f, 9))
+
+
+def tpr_resolution(n_negative: int, fpr_target: float) -> tuple[bool, str]:
+    """Whether ``n_negative`` QPO-free rows resolve a TPR at ``fpr_target`` (:func:`min_negatives`), and why.
+
+    Examples
+    --------
+    >>> tpr_resolution(60, 0.01)
+    (False, '60 QPO-free spectra; a TPR at 1% FPR needs at least 1,000 (10 expected false alarms)')
+    """
+    need = min_negatives(fpr_target)
+    label = f"a TPR at {100 * fpr_target:g}% FPR"
+    if need is None:
+        return False, f"{label} is not resolved by any finite test set"
+    if n_negative < need:
+        return False, (
+            f"{n_negative:,} QPO-free spectra; {label} needs at least {need:,} "
+            f"({MIN_FALSE_ALARMS} expected false alarms)"
+        )
+    return True, f"{n_negative:,} QPO-free spectra, at least the {need:,} that {label} needs"
 
 
 # ----------------------------------------------------------------------------- vectorised weighted metrics
@@ -129,7 +196,9 @@ class PairedDifference:
     significant : bool
         Whether the interval excludes 0.
     verdict : str
-        The same in words.
+        In words: a winner only when ``resolved``, else "not resolved by this test set" and why.
+    resolved : bool
+        ``significant`` and, for the TPR at a fixed FPR, enough QPO-free rows (:func:`tpr_resolution`).
     """
 
     scorer: str
@@ -141,6 +210,7 @@ class PairedDifference:
     high: float
     significant: bool
     verdict: str
+    resolved: bool = False
 
 
 @dataclass(frozen=True)
@@ -159,6 +229,11 @@ class ComparisonTable:
         False-positive rate of the TPR, confidence level.
     n_boot, n_skipped : int
         Resamples drawn and those skipped (one class missing).
+    n_positive, n_negative : int
+        Rows with and without a QPO behind every figure of the table.
+    operating : dict of str to (float, float)
+        Per scorer, the operating point of its TPR at ``fpr_target``: the threshold (detect if
+        ``score >= threshold``) and the false-positive rate it reaches on these rows.
     """
 
     estimates: tuple[MetricEstimate, ...]
@@ -168,6 +243,19 @@ class ComparisonTable:
     level: float
     n_boot: int
     n_skipped: int
+    n_positive: int = 0
+    n_negative: int = 0
+    operating: Mapping[str, tuple[float, float]] = field(default_factory=dict)
+
+    @property
+    def tpr_resolved(self) -> bool:
+        """Whether the rows hold enough QPO-free spectra for the TPR at ``fpr_target``."""
+        return tpr_resolution(self.n_negative, self.fpr_target)[0]
+
+    @property
+    def resolution(self) -> str:
+        """Why the TPR at ``fpr_target`` is, or is not, resolved by these rows."""
+        return tpr_resolution(self.n_negative, self.fpr_target)[1]
 
     @property
     def scorers(self) -> tuple[str, ...]:
@@ -182,13 +270,17 @@ class ComparisonTable:
         raise KeyError(f"no entry for scorer {scorer!r} and metric {metric!r}")
 
     def rows(self) -> list[dict[str, Any]]:
-        """One dict per scorer: ``scorer`` and, per metric, ``metric``, ``metric_low``, ``metric_high``."""
+        """One dict per scorer: ``scorer``; per metric ``metric``, ``metric_low``, ``metric_high``; the
+        operating point ``threshold``, ``fpr_at_threshold``; ``n_positive`` and ``n_negative``."""
         out: list[dict[str, Any]] = []
         for name in self.scorers:
             row: dict[str, Any] = {"scorer": name}
             for e in self.estimates:
                 if e.scorer == name:
                     row |= {e.metric: e.estimate, f"{e.metric}_low": e.low, f"{e.metric}_high": e.high}
+            if name in self.operating:
+                row["threshold"], row["fpr_at_threshold"] = self.operating[name]
+            row |= {"n_positive": self.n_positive, "n_negative": self.n_negative}
             out.append(row)
         return out
 
@@ -198,7 +290,8 @@ class ComparisonTable:
         return "\n".join(d.verdict for d in self.differences)
 
     def to_text(self) -> str:
-        """A fixed-width table ``estimate [low, high]`` per scorer and metric, then the verdicts."""
+        """The rows behind the table, a fixed-width table ``estimate [low, high]`` per scorer and metric
+        ("n/a" where a metric does not apply), then the verdicts."""
         names = {"tpr_at_fpr": _fpr_label(self.fpr_target)}
         head = ["scorer", *(names.get(m, m) for m in COMPARED_METRICS)]
         lines = []
@@ -206,33 +299,59 @@ class ComparisonTable:
             cells = [name]
             for m in COMPARED_METRICS:
                 e = self.get(name, m)
-                cells.append("-" if e.estimate is None else f"{e.estimate:.3f} [{e.low:.3f}, {e.high:.3f}]")
+                cells.append("n/a" if e.estimate is None else f"{e.estimate:.3f} [{e.low:.3f}, {e.high:.3f}]")
             lines.append(cells)
         width = [max(len(r[i]) for r in [head, *lines]) for i in range(len(head))]
         text = ["  ".join(c.ljust(w) for c, w in zip(r, width, strict=True)).rstrip() for r in [head, *lines]]
-        return "\n".join([*text, "", self.verdict])
+        n = self.n_positive + self.n_negative
+        rows = (
+            f"{n:,} rows ({self.n_positive:,} with a QPO, {self.n_negative:,} without); "
+            f"{100 * self.level:g}% bootstrap intervals; {_fpr_label(self.fpr_target)} "
+            + ("resolved" if self.tpr_resolved else "NOT resolved")
+            + f": {self.resolution}"
+        )
+        return "\n".join([rows, *text, "", self.verdict])
 
     def __str__(self) -> str:
         return self.to_text()
 
 
 def _verdict(
-    name: str, ref: str, metric: str, d: float, sd: float, low: float, high: float, level: float, fpr: float
-) -> str:
+    name: str,
+    ref: str,
+    metric: str,
+    d: float,
+    sd: float,
+    low: float,
+    high: float,
+    level: float,
+    fpr: float,
+    too_few: str | None,
+) -> tuple[bool, str]:
+    """Whether the difference is resolved, and the verdict in words (a winner only when resolved).
+
+    ``too_few`` is the reason a TPR at ``fpr`` is not resolved by the rows (None when it is).
+    """
     if metric == "tpr_at_fpr":
         label, scale, unit, fmt = _fpr_label(fpr), 100.0, " pp", ".1f"
     else:
         label, scale, unit, fmt = "ROC-AUC", 1.0, "", ".3f"
     ci = f"({100 * level:g}% CI {scale * low:{fmt}} to {scale * high:{fmt}}{unit})"
+    measured = f"{scale * d:+{fmt}} +- {scale * sd:{fmt}}{unit} {ci}"
+    if metric == "tpr_at_fpr" and too_few is not None:
+        return False, (
+            f"not resolved by this test set: {name} against the reference {ref} at {label}, {measured}; "
+            f"{too_few}"
+        )
     if low > 0 or high < 0:
         word = "better" if low > 0 else "worse"
-        return (
+        return True, (
             f"{name} is {word} than the reference {ref} at {label} by {scale * abs(d):{fmt}} +- "
             f"{scale * sd:{fmt}}{unit} {ci}"
         )
-    return (
-        f"no significant difference between {name} and the reference {ref} at {label}: "
-        f"{scale * d:+{fmt}} +- {scale * sd:{fmt}}{unit} {ci}"
+    return False, (
+        f"not resolved by this test set: {name} against the reference {ref} at {label}, {measured}; "
+        "the interval includes zero"
     )
 
 
@@ -294,8 +413,9 @@ def compare_scores(
     suggest.  A difference is called significant when its percentile interval excludes 0
     (two-sided at :math:`1 - \\mathrm{level}`, not corrected for the number of scorers).
     Resamples with only one class are skipped (``n_skipped``).  The TPR at a fixed FPR of a few
-    hundred negatives is coarse (steps of :math:`1/n_{neg}` in FPR): use a test set with
-    :math:`n_{neg} \\gg 1/\\mathrm{FPR}_0`.
+    hundred negatives is coarse (steps of :math:`1/n_{neg}` in FPR): with fewer negatives than
+    :func:`min_negatives` (:math:`10 / \\mathrm{FPR}_0`) its differences read "not resolved by this test
+    set" whatever their interval, and so does any difference whose interval includes 0.
     """
     if not isinstance(scores, Mapping) or not scores:
         raise ValueError("scores must be a non-empty mapping of scorer name to scores")
@@ -342,6 +462,8 @@ def compare_scores(
                 continue
             ci = _interval(samples[name][m], point[name][m], level, n_boot, f"{m} of {name!r}")
             estimates.append(MetricEstimate(name, m, ci.estimate, ci.low, ci.high))
+    n_positive, n_negative = int(y.sum()), int(y.size - y.sum())
+    resolved_tpr, why = tpr_resolution(n_negative, fpr_target)
     differences = []
     for name in names:
         if name == ref:
@@ -350,8 +472,12 @@ def compare_scores(
             d = point[name][m] - point[ref][m]
             ci = _interval(samples[name][m] - samples[ref][m], d, level, n_boot, f"{m} difference")
             significant = ci.low > 0 or ci.high < 0
-            text = _verdict(name, ref, m, d, ci.std, ci.low, ci.high, level, fpr_target)
-            differences.append(PairedDifference(name, ref, m, d, ci.std, ci.low, ci.high, significant, text))
+            resolved, text = _verdict(
+                name, ref, m, d, ci.std, ci.low, ci.high, level, fpr_target, None if resolved_tpr else why
+            )
+            differences.append(
+                PairedDifference(name, ref, m, d, ci.std, ci.low, ci.high, significant, text, resolved)
+            )
     return ComparisonTable(
         estimates=tuple(estimates),
         differences=tuple(differences),
@@ -360,4 +486,10 @@ def compare_scores(
         level=float(level),
         n_boot=int(n_boot),
         n_skipped=n_skipped,
+        n_positive=n_positive,
+        n_negative=n_negative,
+        operating={
+            name: (float(point[name]["tpr_at_fpr_threshold"]), float(point[name]["fpr_at_threshold"]))
+            for name in names
+        },
     )

@@ -24,6 +24,10 @@ classical reference to put in the same table.  Unknown keys are errors that list
     params = { C = 1.0 }
     search = { C = [0.01, 0.1, 1.0, 10.0] }   # grouped CV inside the training rows
     cv = true                       # k-fold CV of the (tuned) model, mean +- std
+    learning_curve = true           # headline metric against training-set size (default: as cv)
+
+    [learning_curve]                # fractions of the training rows, scored on the validation rows
+    fractions = [0.125, 0.25, 0.5, 1.0]
 
     [reference]                     # the classical test on the same test set
     test = "lrt"                    # lrt (detect) | fit (regress) | none
@@ -45,6 +49,7 @@ from typing import Any, Literal
 
 from xtml._files import read_toml
 from xtml.data.config import _check_keys
+from xtml.learn.learning_curve import DEFAULT_FRACTIONS
 
 __all__ = [
     "INPUT_KINDS",
@@ -128,6 +133,7 @@ class ModelSpec:
     params: Mapping[str, Any] = field(default_factory=dict)
     search: Mapping[str, list[Any]] = field(default_factory=dict)
     cv: bool = True
+    learning_curve: bool = True  # refit on nested subsets of the training rows (xtml.learn.learning_curve)
 
 
 @dataclass(frozen=True)
@@ -166,11 +172,14 @@ class TrainConfig:
     n_splits: int = 5
     reference: ReferenceSpec = field(default_factory=ReferenceSpec)
     evaluation: EvaluationSpec = field(default_factory=EvaluationSpec)
+    curve_fractions: tuple[float, ...] = DEFAULT_FRACTIONS
 
     @classmethod
     def from_dict(cls, raw: Mapping[str, Any]) -> TrainConfig:
         """Validate a parsed TOML document."""
-        _check_keys(raw, ("task", "split", "cv", "models", "reference", "evaluation"), "top level")
+        _check_keys(
+            raw, ("task", "split", "cv", "models", "reference", "evaluation", "learning_curve"), "top level"
+        )
         t = _table(raw, "task", "task")
         _check_keys(t, ("kind", "positive", "targets", "log_targets"), "task")
         kind = t.get("kind", "detect")
@@ -205,7 +214,7 @@ class TrainConfig:
             where = f"models.{name}"
             if not isinstance(spec, Mapping):
                 raise ValueError(f"[{where}] must be a table")
-            _check_keys(spec, ("kind", "input", "params", "search", "cv"), where)
+            _check_keys(spec, ("kind", "input", "params", "search", "cv", "learning_curve"), where)
             mkind = spec.get("kind", name)
             if mkind not in MODEL_KINDS:
                 raise ValueError(
@@ -222,8 +231,11 @@ class TrainConfig:
             cv = spec.get("cv", True)
             if not isinstance(cv, bool):
                 raise ValueError(f"[{where}] cv must be true or false, got {cv!r}")
+            curve = spec.get("learning_curve", cv)  # a model cheap enough to cross-validate gets one
+            if not isinstance(curve, bool):
+                raise ValueError(f"[{where}] learning_curve must be true or false, got {curve!r}")
             models.append(
-                ModelSpec(name, mkind, inp, dict(params), {k: list(v) for k, v in search.items()}, cv)
+                ModelSpec(name, mkind, inp, dict(params), {k: list(v) for k, v in search.items()}, cv, curve)
             )
 
         r = _table(raw, "reference", "reference")
@@ -253,6 +265,20 @@ class TrainConfig:
             n_boot=_int(e, "n_boot", 1000, 10, "evaluation"),
             level=_float(e, "level", 0.95, 0.0, 1.0, "evaluation"),
         )
+        lc = _table(raw, "learning_curve", "learning_curve")
+        _check_keys(lc, ("fractions",), "learning_curve")
+        curve = lc.get("fractions", list(DEFAULT_FRACTIONS))
+        if (
+            not isinstance(curve, list)
+            or len(curve) < 2
+            or not all(isinstance(f, int | float) and not isinstance(f, bool) and 0 < f <= 1 for f in curve)
+            or curve != sorted(set(curve))
+            or curve[-1] != 1
+        ):
+            raise ValueError(
+                "[learning_curve] fractions must be at least two increasing numbers in (0, 1] ending "
+                f"with 1, got {curve!r}"
+            )
         return cls(
             task=task,
             models=tuple(models),
@@ -261,6 +287,7 @@ class TrainConfig:
             n_splits=_int(c, "n_splits", 5, 2, "cv"),
             reference=reference,
             evaluation=evaluation,
+            curve_fractions=tuple(float(f) for f in curve),
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -286,11 +313,13 @@ class TrainConfig:
                     "params": dict(m.params),
                     "search": dict(m.search),
                     "cv": m.cv,
+                    "learning_curve": m.learning_curve,
                 }
                 for m in self.models
             },
             "reference": ref,
             "evaluation": {"fpr": e.fpr, "n_boot": e.n_boot, "level": e.level},
+            "learning_curve": {"fractions": list(self.curve_fractions)},
         }
 
 

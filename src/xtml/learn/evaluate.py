@@ -6,13 +6,19 @@ same test spectra and becomes a row of the same table and a curve on the same RO
 better at the fixed false-positive rate, with bootstrap intervals (resampling whole observations), and at
 what cost per spectrum.  For regression the reference is the maximum-likelihood fit with Hessian errors.
 
+The headline (``metrics.json["headline"]``, :mod:`xtml.learn.headline`) is that comparison on the rows the
+LRT scored (all test rows, or a random ``[reference] max_spectra`` of them), computed once and read by
+every place that shows it; each model's figures on all test rows are kept apart, labelled as such.  A TPR
+at a fixed FPR on too few QPO-free rows, or a difference whose interval includes zero, reads "not
+resolved by this test set" (:func:`~xtml.learn.comparison.tpr_resolution`).
+
 The test set is opened once: ``test_opened.json`` in the run folder records when and why; a second
 evaluation is refused unless a reason to reopen is given, and every opening stays listed.
 
 The evaluation is a recorded run of its own (:mod:`xtml.runs`, kind ``"evaluate"``) nested in the training
 run, ``RUN/evaluation/``: ``metrics.json``, ``summary.txt``, ``test_predictions.npz``, ``importances.json``
 and ``plots/``.  Its record has the check ``reference_beaten``: a run whose models do not beat the
-classical reference stays listed, marked ``failed-check``.
+classical reference (by a difference the test set resolves) stays listed, marked ``failed-check``.
 """
 
 from __future__ import annotations
@@ -28,8 +34,9 @@ from numpy.typing import NDArray
 
 from xtml.data import open_dataset
 from xtml.learn.calibration import ScoreCalibrator
-from xtml.learn.comparison import compare_scores
+from xtml.learn.comparison import ComparisonTable, compare_scores
 from xtml.learn.config import TrainConfig
+from xtml.learn.headline import fmt_interval, fmt_value, headline_lines, headline_record, rows_text, tpr_label
 from xtml.learn.metrics import binary_metrics, multiclass_metrics, regression_metrics
 from xtml.learn.models import final_estimator, predict_with_std
 from xtml.learn.persist import load_model
@@ -206,11 +213,16 @@ def evaluate_run(
 
 
 def _reference_check(out: dict[str, Any]) -> tuple[bool | None, str]:
-    """Whether a model beat the classical reference, with the verdicts (None: no reference was run)."""
-    if "comparison" in out and "reference" in out:
-        rows = out["comparison"]["verdict"].splitlines()
-        better = [v for v in rows if " is better than the reference " in v and "TPR" in v]
-        return bool(better), "; ".join(better or rows)
+    """Whether a model beat the classical reference, with the verdicts (None: no reference was run).
+
+    For detection the rule of the headline: a model beats the LRT only where the test set resolves its
+    higher TPR at the fixed FPR (enough QPO-free rows, an interval of the paired difference above 0).
+    """
+    head = out.get("headline")
+    if head is not None and head["reference"] is not None:
+        tpr = [d for d in head["differences"] if d["metric"] == "tpr_at_fpr"]
+        better = [d["verdict"] for d in tpr if d["resolved"] and d["difference"] > 0]
+        return bool(head["reference_beaten"]), "; ".join(better or [d["verdict"] for d in tpr])
     ref = out.get("reference")
     if ref is not None and ref.get("test") == "fit":
         ref_rmse = np.asarray(ref["metrics"]["rmse"], dtype=float)
@@ -265,42 +277,18 @@ def _evaluate(
         if imp is not None:
             importances[name] = {"names": imp[0], "values": imp[1].tolist()}
     if td.is_classification and len(td.names) == 2:
-        probs = {n[6:]: v for n, v in arrays.items() if n.startswith("proba/")}
-        for name, p in probs.items():
-            out["models"][name]["test"] = binary_metrics(y, p[:, 1], fpr_target=config.evaluation.fpr)
-        scores = {name: p[:, 1] for name, p in probs.items()}
-        subset = np.arange(len(test))
-        if config.reference.test == "lrt":
-            gen = np.random.default_rng(config.seed)
-            k = min(config.reference.max_spectra, len(test))
-            subset = np.sort(gen.choice(len(test), size=k, replace=False))
-            lrt, per = reference_scores(td, test[subset], config, dataset)
-            scores = {name: s[subset] for name, s in scores.items()} | {REFERENCE_NAME: lrt}
-            out["reference"] = {"test": "lrt", "n_spectra": k, "time_per_spectrum_s": per}
-            arrays["reference/lrt"] = lrt
-        arrays["reference/subset"] = subset
-        table = compare_scores(
-            y[subset],
-            scores,
-            reference=REFERENCE_NAME if config.reference.test == "lrt" else None,
-            fpr_target=config.evaluation.fpr,
-            n_boot=config.evaluation.n_boot,
-            level=config.evaluation.level,
-            groups=td.groups[test][subset],
-            rng=config.seed,
-        )
-        out["comparison"] = {"rows": table.rows(), "verdict": table.verdict, "text": table.to_text()}
-        out["fpr_target"] = config.evaluation.fpr
+        _detection(out, arrays, td, test, y, config, dataset)
     elif td.is_classification:
         for name in record["models"]:
             p = arrays[f"proba/{name}"]
             out["models"][name]["test"] = multiclass_metrics(y, p, labels=list(range(len(td.names))))
+            out["models"][name]["test"]["rows"] = rows_text(len(test))
     else:
         for name in record["models"]:
             mean, std = arrays[f"pred/{name}"], arrays[f"std/{name}"]
             out["models"][name]["test"] = regression_metrics(
                 y, mean if y.ndim > 1 else mean[:, 0], std if y.ndim > 1 else std[:, 0]
-            )
+            ) | {"rows": rows_text(len(test))}
         if config.reference.test == "fit":
             gen = np.random.default_rng(config.seed)
             k = min(config.reference.max_spectra, len(test))
@@ -309,6 +297,8 @@ def _evaluate(
             good = ok & np.all(np.isfinite(err), axis=1)
             truth = y.reshape(len(y), -1)[subset]
             ref = {"test": "fit", "n_spectra": k, "n_failed": int((~good).sum()), "time_per_spectrum_s": per}
+            fitted = f"all {k:,}" if k == len(test) else f"a random {k:,} of the {len(test):,}"
+            ref["rows"] = f"the {int(good.sum()):,} of {fitted} test spectra where the fit succeeded"
             ref["metrics"] = regression_metrics(truth[good], value[good], err[good])
             ref["models_on_same_spectra"] = {
                 name: regression_metrics(
@@ -325,25 +315,105 @@ def _evaluate(
     return out
 
 
+def _detection(
+    out: dict[str, Any],
+    arrays: dict[str, NDArray[Any]],
+    td: TaskData,
+    test: NDArray[np.int64],
+    y: NDArray[Any],
+    config: TrainConfig,
+    dataset: Path,
+) -> None:
+    """The detection figures of ``_evaluate``: the headline comparison (with the LRT on its rows) and
+    each model's figures on all test rows, both with intervals and the rows they were computed on."""
+    ev = config.evaluation
+    scores = {n[6:]: v[:, 1] for n, v in arrays.items() if n.startswith("proba/")}
+    models = list(scores)
+    groups = td.groups[test]
+
+    def compare(
+        rows: NDArray[np.intp], by: dict[str, NDArray[Any]], reference: str | None
+    ) -> ComparisonTable:
+        return compare_scores(
+            y[rows],
+            by,
+            reference=reference,
+            fpr_target=ev.fpr,
+            n_boot=ev.n_boot,
+            level=ev.level,
+            groups=groups[rows],
+            rng=config.seed,
+        )
+
+    subset = np.arange(len(test))
+    head_scores = dict(scores)
+    reference = None
+    if config.reference.test == "lrt":
+        gen = np.random.default_rng(config.seed)
+        k = min(config.reference.max_spectra, len(test))
+        subset = np.sort(gen.choice(len(test), size=k, replace=False))
+        lrt, per = reference_scores(td, test[subset], config, dataset)
+        head_scores = {name: s[subset] for name, s in scores.items()} | {REFERENCE_NAME: lrt}
+        out["reference"] = {"test": "lrt", "n_spectra": k, "time_per_spectrum_s": per}
+        arrays["reference/lrt"] = lrt
+        reference = REFERENCE_NAME
+    arrays["reference/subset"] = subset
+    rows = rows_text(subset.size, subset_of=len(test))
+    table = compare(subset, head_scores, reference)
+    # every model on all test rows: the headline's own figures when the headline rows are all of them
+    every = table if subset.size == len(test) else compare(np.arange(len(test)), scores, None)
+    for name in models:
+        m = binary_metrics(y, scores[name], fpr_target=ev.fpr)
+        m |= {
+            "rows": rows_text(len(test)),
+            "tpr_resolved": every.tpr_resolved,
+            "resolution": every.resolution,
+        }
+        for metric in ("tpr_at_fpr", "roc_auc"):
+            e = every.get(name, metric)
+            m |= {f"{metric}_low": e.low, f"{metric}_high": e.high}
+        out["models"][name]["test"] = m
+    out["comparison"] = {"rows": table.rows(), "verdict": table.verdict, "text": table.to_text(), "on": rows}
+    out["headline"] = headline_record(table, rows=rows, models=models, reference=reference)
+    out["fpr_target"] = ev.fpr
+
+
 def summary_text(out: dict[str, Any], td: TaskData) -> str:
-    """A plain-text summary: the comparison table and verdicts, or per-model test metrics."""
-    lines = [f"test set: {out['n_test']} spectra (opened {len(out['openings'])} time(s))"]
+    """A plain-text summary: the headline with the rows it stands on, the comparison table and
+    verdicts on the same rows, then every model's figures on all test rows."""
+    lines = [f"test set: {out['n_test']:,} spectra (opened {len(out['openings'])} time(s))"]
     if not td.is_classification:
         lines.append("regression targets: " + ", ".join(td.names) + (" (log10)" if td.log_targets else ""))
-    if "comparison" in out:
+    if "headline" in out:
+        lines += headline_lines(out["headline"])
+        lines.append(f"every metric on the same rows ({out['comparison']['on']}):")
         lines.append(out["comparison"]["text"])
+    lines.append(
+        f"each model on all {out['n_test']:,} test spectra"
+        + (" (ML models only)" if "headline" in out and out["headline"]["reference"] else "")
+        + ":"
+    )
     for name, m in out["models"].items():
         test = m.get("test", {})
-        keys = ("roc_auc", "tpr_at_fpr", "accuracy", "macro_f1", "rmse", "r2", "coverage_68")
-        shown = {k: np.atleast_1d(np.asarray(test[k], dtype=float)) for k in keys if k in test}
-        figures = ", ".join(f"{k} {'/'.join(f'{x:.4g}' for x in v)}" for k, v in shown.items() if v.size <= 8)
+        if "tpr_at_fpr" in test:
+            label = tpr_label(test["fpr_target"])
+            tpr = fmt_interval(test["tpr_at_fpr"], test["tpr_at_fpr_low"], test["tpr_at_fpr_high"])
+            auc = fmt_interval(test["roc_auc"], test["roc_auc_low"], test["roc_auc_high"])
+            resolved = "" if test["tpr_resolved"] else f" (NOT resolved: {test['resolution']})"
+            figures = f"{label} {tpr}{resolved}, ROC-AUC {auc}, Brier {fmt_value(test['brier'])}"
+        else:
+            keys = ("accuracy", "macro_f1", "rmse", "r2", "coverage_68")
+            shown = {k: np.atleast_1d(np.asarray(test[k], dtype=float)) for k in keys if k in test}
+            figures = ", ".join(
+                f"{k} {'/'.join(f'{x:.4g}' for x in v)}" for k, v in shown.items() if v.size <= 8
+            )
         fit_s, predict_ms = m["fit_time_s"], m["predict_time_per_spectrum_s"] * 1e3
-        lines.append(f"{name}: {figures}; fit {fit_s:.3g} s, predict {predict_ms:.3g} ms/spectrum")
+        lines.append(f"  {name}: {figures}; fit {fit_s:.3g} s, predict {predict_ms:.3g} ms/spectrum")
     if "reference" in out and out["reference"]["test"] == "fit":
         ref = out["reference"]
         lines.append(
             f"reference (maximum-likelihood fits, {ref['n_spectra']} spectra, {ref['n_failed']} failed "
-            f"and left out; {ref['time_per_spectrum_s'] * 1e3:.3g} ms/spectrum), on the same spectra:"
+            f"and left out; {ref['time_per_spectrum_s'] * 1e3:.3g} ms/spectrum), on {ref['rows']}:"
         )
         keys = ("rmse", "r2", "coverage_68", "coverage_95")
         for name, m in {"reference fit": ref["metrics"], **ref["models_on_same_spectra"]}.items():

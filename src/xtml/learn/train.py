@@ -7,13 +7,15 @@ The protocol, in the field's order:
    (:func:`~xtml.learn.protocol.split_dataset`); only the train and validation indices are written to
    the run folder, the test set is what is left and stays locked until ``xtml evaluate``;
 3. per model, simple first: an optional hyperparameter search with grouped CV inside the training rows,
-   k-fold cross-validation reported as mean +- std, the final fit on the training rows, and calibration
-   (or, for regression, the uncertainty scale) on the validation rows;
+   k-fold cross-validation reported as mean +- std (a table: :func:`cv_table`), the final fit on the
+   training rows, calibration (or, for regression, the uncertainty scale) on the validation rows, and a
+   learning curve (:mod:`xtml.learn.learning_curve`: the headline metric on the validation rows against
+   training-set size, :func:`curve_table`);
 4. the run folder, a recorded run (:mod:`xtml.runs`: ``record.json`` with the configuration, seeds,
    versions, the dataset's content hash, metrics and the hash of every file; ``config.toml``):
    ``config.json`` (the resolved training configuration), ``train.json`` (dataset, split sizes,
-   per-model CV and validation figures, train and predict times), ``split.npz`` (train and validation
-   rows; integers only), ``models/NAME/`` (safe model files, :mod:`xtml.learn.persist`, plus
+   per-model CV, learning curve and validation figures, train and predict times), ``split.npz`` (train
+   and validation rows; integers only), ``models/NAME/`` (safe model files, :mod:`xtml.learn.persist`, plus
    ``extra.json`` with the calibration or uncertainty scale) and ``scope.json`` (the scope gate,
    :mod:`xtml.critique.run_scope`).
 """
@@ -36,6 +38,7 @@ from threadpoolctl import threadpool_limits
 from xtml.data import open_dataset
 from xtml.learn.calibration import fit_calibrator
 from xtml.learn.config import ModelSpec, TrainConfig
+from xtml.learn.learning_curve import learning_curve
 from xtml.learn.metrics import binary_metrics, multiclass_metrics, regression_metrics
 from xtml.learn.models import build_pipeline, predict_with_std, tree_spread
 from xtml.learn.persist import save_model
@@ -43,7 +46,17 @@ from xtml.learn.protocol import cross_validate_model, tune
 from xtml.learn.split import split_dataset
 from xtml.learn.tasks import TaskData, load_task
 
-__all__ = ["TRAIN_FILE", "json_ready", "load_train_record", "train_run", "versions"]
+__all__ = [
+    "TRAIN_FILE",
+    "curve_table",
+    "cv_table",
+    "json_ready",
+    "load_train_record",
+    "text_table",
+    "train_run",
+    "train_tables_text",
+    "versions",
+]
 
 _OPENMP_MIN_ROWS = 20_000
 _ONE_SIGMA = 0.6827  # probability inside +-1 sigma of a Gaussian
@@ -101,6 +114,7 @@ def _train_one(
     y = td.y if classification or n_outputs > 1 else td.y[:, 0]
     x_tr, y_tr, g_tr = td.X[train], y[train], td.groups[train]
     info: dict[str, Any] = {"kind": spec.kind, "input": spec.input, "params": dict(spec.params)}
+    info["validation_rows"] = f"the {len(val):,} validation spectra"
     if spec.search:
         t0 = time.perf_counter()
         found = tune(
@@ -121,7 +135,14 @@ def _train_one(
         }
     if spec.cv:
         cv = cross_validate_model(pipe, x_tr, y_tr, g_tr, n_splits=config.n_splits, rng=config.seed)
-        info["cv"] = {"summary": cv.summary(), "mean": cv.mean, "std": cv.std, "n_splits": config.n_splits}
+        info["cv"] = {
+            "summary": cv.summary(),
+            "mean": cv.mean,
+            "std": cv.std,
+            "folds": {k: v.tolist() for k, v in cv.scores.items()},
+            "n_splits": config.n_splits,
+            "rows": f"the {len(train):,} training spectra, {config.n_splits} folds grouped by observation",
+        }
     t0 = time.perf_counter()
     model = clone(pipe).fit(x_tr, y_tr)
     info["fit_time_s"] = time.perf_counter() - t0
@@ -134,6 +155,7 @@ def _train_one(
         calibrator = fit_calibrator(raw, td.y[val], method)
         extra["calibration"] = calibrator.to_dict()
         info["validation_uncalibrated"] = validation_metrics(td, td.y[val], raw, None, None)
+        full = raw[:, 1] if len(td.names) == 2 else raw
     else:
         mean, _ = predict_with_std(model, td.X[val])
         info["predict_time_per_spectrum_s"] = (time.perf_counter() - t0) / max(len(val), 1)
@@ -152,6 +174,28 @@ def _train_one(
             model, td.X[val], np.asarray(extra["residual_std"]), np.asarray(extra["spread_scale"])
         )
         info["validation"] = validation_metrics(td, td.y[val], None, pred, std)
+        full = mean.reshape(td.y[val].shape) if n_outputs > 1 else mean[:, 0]
+    if spec.learning_curve:
+        t0 = time.perf_counter()
+        task = "detect" if classification and len(td.names) == 2 else config.task.kind
+        curve = learning_curve(
+            pipe,
+            x_tr,
+            y_tr,
+            g_tr,
+            td.X[val],
+            y[val],
+            task="state" if classification and task != "detect" else task,
+            fractions=config.curve_fractions,
+            full_scores=full,
+            fpr_target=config.evaluation.fpr,
+            n_boot=min(config.evaluation.n_boot, 500),
+            level=config.evaluation.level,
+            groups_val=td.groups[val],
+            rows=f"the {len(val):,} validation spectra",
+            rng=config.seed,
+        )
+        info["learning_curve"] = curve.to_dict() | {"time_s": time.perf_counter() - t0}
     files = save_model(model, out / "models" / spec.name)
     (out / "models" / spec.name / "extra.json").write_text(json.dumps(json_ready(extra), indent=1))
     info["files"] = files
@@ -190,8 +234,109 @@ def _model_metrics(info: dict[str, Any]) -> dict[str, Any]:
         out["search"] = {k: v for k, v in info["search"].items() if k != "time_s"}
     cv = info.get("cv")
     if cv:
-        out["cv"] = {k: v for k, v in cv.items() if k != "summary"}
+        out["cv"] = {k: v for k, v in cv.items() if k not in ("summary", "rows")}
+    curve = info.get("learning_curve")
+    if curve:
+        out["learning_curve"] = {
+            k: curve[k] for k in ("metric", "sizes", "estimate", "judged_on", "still_improving")
+        }
     return out
+
+
+#: Readable names of scikit-learn's CV scores; ``neg_*`` scores are shown with the sign turned back.
+_SCORE_NAMES = {
+    "roc_auc": "ROC-AUC",
+    "neg_log_loss": "log loss",
+    "neg_root_mean_squared_error": "RMSE",
+    "accuracy": "accuracy",
+}
+
+
+def cv_table(models: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
+    """Header and rows of the cross-validation table of a training record's ``models``.
+
+    One row per model and CV score: the score's name, its mean and standard deviation over the folds
+    (ddof = 1; a spread, not a confidence interval), every fold's score and the tuned hyper-parameters.
+    ``neg_*`` scores of scikit-learn are shown as the positive error (``neg_log_loss`` as the log loss).
+    Models that were not cross-validated show "not cross-validated".
+    """
+    header = ["model", "CV score", "mean", "std", "folds", "tuned hyper-parameters"]
+    rows = []
+    for name, info in models.items():
+        cv = info.get("cv")
+        tuned = info.get("search", {}).get("best_params", {})
+        params = ", ".join(f"{k.removeprefix('model__')}={v}" for k, v in tuned.items()) or "-"
+        if not cv:
+            rows.append([name, "not cross-validated", "-", "-", "-", params])
+            continue
+        for score, mean in cv["mean"].items():
+            sign = -1.0 if score.startswith("neg_") else 1.0
+            folds = cv.get("folds", {}).get(score, [])
+            rows.append(
+                [
+                    name,
+                    _SCORE_NAMES.get(score, score),
+                    f"{sign * mean:.3f}",
+                    f"{cv['std'][score]:.3f}",
+                    ", ".join(f"{sign * f:.3f}" for f in folds) or "-",
+                    params,
+                ]
+            )
+    return header, rows
+
+
+def curve_table(models: dict[str, Any]) -> tuple[str, list[str], list[list[str]]]:
+    """Title, header and rows of the learning curves of a training record's ``models`` (those with one).
+
+    One row per model: the metric its verdict reads (the headline metric, or the ROC-AUC where the
+    validation rows do not resolve the TPR at the fixed FPR) at each training-set size with its interval,
+    then the verdict of :class:`~xtml.learn.learning_curve.LearningCurve`.  Models share the sizes and
+    the validation rows; the title names them.
+    """
+    from xtml.learn.learning_curve import LearningCurve
+
+    curves = {
+        n: LearningCurve.from_dict(m["learning_curve"]) for n, m in models.items() if m.get("learning_curve")
+    }
+    if not curves:
+        return "", [], []
+    first = next(iter(curves.values()))
+    label = first.judged()[0]
+    title = f"learning curves: {label} on {first.rows} ({100 * first.level:g}% intervals)"
+    if first.judged_on != first.metric:
+        title += f"; the {first.label} is not resolved by them ({first.n_negative:,} QPO-free)"
+    header = ["model", *(f"{s:,} training spectra" for s in first.sizes), "last doubling"]
+    rows = []
+    for name, c in curves.items():
+        _, est, low, high = c.judged()
+        cells = [f"{e:.3f} [{lo:.3f}, {hi:.3f}]" for e, lo, hi in zip(est, low, high, strict=True)]
+        rows.append([name, *cells, c.verdict.split(":")[0]])
+    return title, header, rows
+
+
+def text_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
+    """A fixed-width plain-text table (for the terminal and summary files), one string per line."""
+    width = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
+    return [
+        "  ".join(str(c).ljust(w) for c, w in zip(r, width, strict=True)).rstrip() for r in [header, *rows]
+    ]
+
+
+def train_tables_text(models: dict[str, Any]) -> list[str]:
+    """What ``xtml train`` prints after the fits: the CV table and the learning curves with verdicts."""
+    lines = []
+    cv = next((m["cv"] for m in models.values() if m.get("cv")), None)
+    where = f" on {cv['rows']}" if cv else ""
+    lines.append(f"cross-validation{where} (mean and std over the folds):")
+    lines += ["  " + line for line in text_table(*cv_table(models))]
+    title, header, rows = curve_table(models)
+    if rows:
+        lines.append(title + ":")
+        lines += ["  " + line for line in text_table(header, rows)]
+        lines += [
+            f"  {n}: {m['learning_curve']['verdict']}" for n, m in models.items() if m.get("learning_curve")
+        ]
+    return lines
 
 
 def train_run(
@@ -261,9 +406,6 @@ def train_run(
             say(f"  {spec.name} ({spec.kind} on {spec.input})")
             with threadpool_limits(limits=limit, user_api="openmp"):
                 record["models"][spec.name] = _train_one(spec, td, train, val, config, run)
-            cv = record["models"][spec.name].get("cv")
-            if cv:
-                say(f"    CV: {cv['summary']}")
         (run / TRAIN_FILE).write_text(json.dumps(json_ready(record), indent=1))
         writer.add_metrics(
             {

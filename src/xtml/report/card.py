@@ -1,10 +1,12 @@
 """The model card and the lessons learned of a run, generated from its results (never written by hand).
 
 A model card (Mitchell et al. 2019) says what a model is for, what it was trained on, how well it did
-and where it must not be used. :class:`ModelCard` holds those facts as plain data; :meth:`to_markdown`
-and :meth:`to_html` render them. Lessons are :class:`Lesson` rows produced by the report builders from
-the metrics: every configuration where the ML did not beat the classical reference, failed a calibration
-check, or was flagged by its own scope gate is listed.
+and where it must not be used; xtml's cards also answer, from the run's own evidence, the four questions
+of when to be cautious about machine learning (:data:`CAUTION_QUESTIONS`). :class:`ModelCard` holds
+those facts as plain data; :meth:`to_markdown` and :meth:`to_html` render them. Lessons are
+:class:`Lesson` rows produced by the report builders from the metrics: every configuration where the
+ML did not beat the classical reference, failed a calibration check, or was flagged by its own scope gate
+is listed.
 """
 
 from __future__ import annotations
@@ -14,7 +16,15 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["Lesson", "ModelCard", "lessons_html"]
+__all__ = ["CAUTION_QUESTIONS", "Lesson", "ModelCard", "lessons_html"]
+
+#: When to be cautious about machine learning: the questions every model card answers from its run.
+CAUTION_QUESTIONS = (
+    "Is this really a statistics problem?",
+    "Is there enough training data?",
+    "Does the training data look like the data it is applied to?",
+    "Would unrecognised biases matter downstream?",
+)
 
 
 @dataclass(frozen=True)
@@ -39,7 +49,9 @@ class ModelCard:
     training_domain : dict of str to str
         Readable ranges and settings (parameters, rates, grid, detector).
     metrics : list of (str, str)
-        Headline metrics as (name, value with its uncertainty).
+        Headline metrics as (name, value with its uncertainty and the rows it was computed on).
+    questions : list of (str, str)
+        :data:`CAUTION_QUESTIONS`, each with its answer from the run's evidence.
     limits : tuple of str
         Known limits, including failed checks.
     provenance : dict of str to str
@@ -51,6 +63,7 @@ class ModelCard:
     not_for: tuple[str, ...] = ()
     training_domain: Mapping[str, str] = field(default_factory=dict)
     metrics: Sequence[tuple[str, str]] = ()
+    questions: Sequence[tuple[str, str]] = ()
     limits: tuple[str, ...] = ()
     provenance: Mapping[str, str] = field(default_factory=dict)
 
@@ -63,6 +76,10 @@ class ModelCard:
         out += [f"| {k} | {v} |" for k, v in self.training_domain.items()] + [""]
         out += ["## Metrics (held-out test set)", "", "| metric | value |", "|---|---|"]
         out += [f"| {k} | {v} |" for k, v in self.metrics] + [""]
+        if self.questions:
+            out += ["## When to be cautious about ML", ""]
+            for q, a in self.questions:
+                out += [f"**{q}** {a}", ""]
         out += ["## Known limits", ""] + [f"- {t}" for t in self.limits or ("none recorded",)] + [""]
         out += ["## Provenance", "", "| item | value |", "|---|---|"]
         out += [f"| {k} | {v} |" for k, v in self.provenance.items()] + [""]
@@ -80,6 +97,12 @@ class ModelCard:
             parts.append("<p>Not for:</p><ul>" + "".join(f"<li>{e(t)}</li>" for t in self.not_for) + "</ul>")
         parts.append(f"<h3>Training domain</h3><table>{rows(list(self.training_domain.items()))}</table>")
         parts.append(f"<h3>Metrics (held-out test set)</h3><table>{rows(list(self.metrics))}</table>")
+        if self.questions:
+            parts.append(
+                "<h3>When to be cautious about ML</h3><dl>"
+                + "".join(f"<dt><b>{e(q)}</b></dt><dd>{e(a)}</dd>" for q, a in self.questions)
+                + "</dl>"
+            )
         limits = self.limits or ("none recorded",)
         parts.append("<h3>Known limits</h3><ul>" + "".join(f"<li>{e(t)}</li>" for t in limits) + "</ul>")
         parts.append(f"<h3>Provenance</h3><table>{rows(list(self.provenance.items()))}</table>")
@@ -105,11 +128,13 @@ def lessons_html(lessons: Sequence[Lesson]) -> str:
 
 
 def fmt(value: Any, digits: int = 3) -> str:
-    """A number for a table (``-`` for None or NaN)."""
+    """A number for a table with ``digits`` significant digits ("n/a" for None or NaN: not applicable)."""
+    if value is None:
+        return "n/a"
     try:
         v = float(value)
     except (TypeError, ValueError):
         return str(value)
     if v != v:  # NaN
-        return "-"
+        return "n/a"
     return f"{v:.{digits}g}"

@@ -1,4 +1,14 @@
-"""Report sections of an evaluated learning run (``xtml train`` then ``xtml evaluate``)."""
+"""Report sections of an evaluated learning run (``xtml train`` then ``xtml evaluate``).
+
+Every figure on the page is read from the run's own files, and printed with the formatters of
+:mod:`xtml.learn.headline`: the headline (``evaluation/metrics.json["headline"]``, the record that
+``summary.txt``, ``xtml evaluate`` and the demo print) with the rows it stands on; the cross-validation and
+the learning curves from ``train.json``; the scope gate from ``scope.json``, applied here to every test
+spectrum.  The performance maps are drawn at each scorer's headline operating threshold on the headline's
+rows (so that, summed over bins, they give back the headline figure) and written to
+``performance_maps.json``, whose worst bins the model card quotes.  The model card answers the four
+questions of :data:`~xtml.report.card.CAUTION_QUESTIONS` from this evidence.
+"""
 
 from __future__ import annotations
 
@@ -10,40 +20,26 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from xtml.learn.headline import fmt_interval
 from xtml.report.card import Lesson, ModelCard, fmt
-from xtml.report.html import Section, figure_html, table_html
+from xtml.report.html import Section, figure_html, panel_html, table_html
+from xtml.report.learn_evidence import (
+    REFERENCE,
+    best_model,
+    detection_panel,
+    other_panel,
+    questions,
+    reference_body,
+    training_body,
+)
+from xtml.report.learn_maps import MAPS_FILE, detection_maps, parameters_of, scope_body
 
-__all__ = ["learn_sections"]
-
-PHYSICAL = ("rate", "qpo.rms", "qpo.nu0", "qpo.q")  # variables of the performance maps, when present
-
-
-def _pre(text: str) -> str:
-    return f"<pre>{html.escape(text)}</pre>"
-
-
-def _test_params(ds: Any, rows: NDArray[np.int64]) -> dict[str, NDArray[np.float64]]:
-    params = np.asarray(ds.array("params"))
-    order = np.argsort(rows)
-    picked = np.empty((rows.size, params.shape[1]))
-    picked[order] = params[rows[order]]
-    out = {name: picked[:, k] for k, name in enumerate(ds.param_names)}
-    out["mean_rate"] = np.asarray(ds.array("mean_rate"))[rows]
-    return out
-
-
-def _best_model(metrics: dict[str, Any]) -> str:
-    rows = metrics.get("comparison", {}).get("rows", [])
-    ml = [r for r in rows if r["scorer"] in metrics["models"]]
-    if ml:
-        return max(ml, key=lambda r: r.get("tpr_at_fpr", 0.0))["scorer"]
-    return next(iter(metrics["models"]))
+__all__ = ["MAPS_FILE", "learn_sections"]
 
 
 def _band_importance(
     run: Path,
     ds: Any,
-    config: dict[str, Any],
     metrics: dict[str, Any],
     arrays: dict[str, NDArray[Any]],
     *,
@@ -58,7 +54,7 @@ def _band_importance(
     from xtml.learn.inputs import spectra_to_X
     from xtml.learn.persist import load_model
 
-    best = _best_model(metrics)
+    best = best_model(metrics)
     rng = np.random.default_rng(seed)
     rows = arrays["rows"]
     pick = np.sort(rng.choice(rows.size, size=min(max_points, rows.size), replace=False))
@@ -88,18 +84,23 @@ def _band_importance(
     ax = plot_importances(list(imp.names), imp.mean, title=f"{best}: drop of {what} when a band is permuted")
     return figure_html(
         ax.figure,
-        f"Permutation importance of frequency bands for {best} on {pick.size} test spectra "
-        f"(baseline {what} {imp.baseline:.3f}; bands permuted as a whole)",
+        f"Which frequency bands {best} relies on: the drop of its {what} on {pick.size:,} test spectra when "
+        f"the powers of one band are shuffled between spectra (baseline {what} {imp.baseline:.3f}). Read: a "
+        "long bar is a band the model needs; a band near zero it ignores; a band where QPOs cannot be "
+        "(e.g. below the prior's centroid range) with a long bar hints at a shortcut.",
     )
+
+
+# ------------------------------------------------------------------------------------------ headline
 
 
 def learn_sections(
     run: Path, *, max_points: int = 2000, seed: int = 0
 ) -> tuple[list[Section], ModelCard, list[Lesson]]:
-    """Sections, model card and lessons of an evaluated learning run."""
+    """Sections, model card and lessons of an evaluated learning run (module docstring)."""
     import matplotlib.pyplot as plt
 
-    from xtml.critique.diag_plots import plot_embedding, plot_outliers
+    from xtml.critique.diag_plots import plot_embedding
     from xtml.critique.learn_plots import (
         plot_confusion,
         plot_importances,
@@ -107,8 +108,8 @@ def learn_sections(
         plot_reliability,
         plot_roc,
     )
-    from xtml.critique.performance import detection_map, plot_performance_map, regression_map
-    from xtml.critique.run_scope import learn_features, load_run_scope, score_inputs
+    from xtml.critique.performance import plot_performance_map, regression_map
+    from xtml.critique.run_scope import load_run_scope
     from xtml.data import open_dataset
     from xtml.learn.evaluate import evaluation_dir
     from xtml.learn.train import load_train_record
@@ -123,8 +124,10 @@ def learn_sections(
     y, rows = arrays["y"], arrays["rows"]
     task = metrics["task"]
     names = metrics["names"]
-    sections: list[Section] = []
+    best = best_model(metrics)
+    head = metrics.get("headline")
     lessons: list[Lesson] = []
+    sections: list[Section] = []
 
     # what was asked
     models = config["models"]
@@ -133,13 +136,15 @@ def learn_sections(
         f"{len(models)} model(s), each compared on the same held-out spectra with the classical reference "
         f"(<code>{html.escape(str(config['reference'].get('test')))}</code>).</p>",
         table_html(
-            ["model", "kind", "input", "hyper-parameter search", "cross-validated"],
+            ["model", "kind", "input", "hyper-parameter search", "cross-validated", "learning curve"],
             [
-                [n, m["kind"], m["input"], json.dumps(m.get("search", {})), m.get("cv", False)]
+                [n, m["kind"], m["input"], json.dumps(m.get("search", {})), "yes" if m.get("cv") else "no",
+                 "yes" if record["models"].get(n, {}).get("learning_curve") else "no"]
                 for n, m in models.items()
             ],
+            caption="The models, simplest first.",
         ),
-    ]
+    ]  # fmt: skip
     sections.append(Section("What was asked", "\n".join(asked)))
 
     # data and provenance
@@ -158,101 +163,78 @@ def learn_sections(
         ["created", record.get("created", "?")],
     ]
     versions = record.get("versions", {})
-    body = table_html(["item", "value"], data_rows)
+    body = table_html(["item", "value"], data_rows, caption="The data and where it came from.")
     body += "<p>Package versions: " + html.escape(", ".join(f"{k} {v}" for k, v in versions.items())) + "</p>"
     body += (
-        "<details><summary>simulation configuration</summary>"
-        + _pre(json.dumps(ds.meta["config"], indent=1))
-        + "</details>"
+        "<details><summary>simulation configuration (JSON)</summary><pre>"
+        + html.escape(json.dumps(ds.meta["config"], indent=1))
+        + "</pre></details>"
     )
     sections.append(Section("Data and provenance", body))
 
-    # reference vs ML
-    comp = metrics.get("comparison")
-    ref_body = ""
-    if comp:
-        hdr = [
-            "scorer",
-            "ROC-AUC",
-            "95% CI",
-            f"TPR at {100 * metrics.get('fpr_target', 0.01):g}% FPR",
-            "95% CI",
-            "Brier",
-        ]
-        table_rows = [
-            [
-                r["scorer"],
-                fmt(r["roc_auc"]),
-                f"{fmt(r['roc_auc_low'])}-{fmt(r['roc_auc_high'])}",
-                fmt(r["tpr_at_fpr"]),
-                f"{fmt(r['tpr_at_fpr_low'])}-{fmt(r['tpr_at_fpr_high'])}",
-                fmt(r.get("brier")),
-            ]
-            for r in comp["rows"]
-        ]
-        ref_body += table_html(hdr, table_rows)
-        verdict = comp["verdict"].splitlines() if isinstance(comp["verdict"], str) else comp["verdict"]
-        ref_body += "<ul>" + "".join(f"<li>{html.escape(v)}</li>" for v in verdict) + "</ul>"
-        for v in verdict:
-            kind = "failed" if " is worse than " in v else ("ok" if " is better than " in v else "tie")
-            lessons.append(Lesson(kind, v))
-    elif "reference" in metrics and "metrics" in metrics["reference"]:
-        ref = metrics["reference"]
-        keys = [k for k in ("rmse", "r2", "coverage_68") if k in ref["metrics"]]
-        table_rows = [["classical fit"] + [fmt(np.mean(ref["metrics"][k])) for k in keys]]
-        for name, m in ref["models_on_same_spectra"].items():
-            table_rows.append([name] + [fmt(np.mean(m[k])) for k in keys])
-            better = np.mean(m["rmse"]) < np.mean(ref["metrics"]["rmse"])
-            lessons.append(
-                Lesson(
-                    "ok" if better else "failed",
-                    f"{name}: mean RMSE {fmt(np.mean(m['rmse']))} against "
-                    f"{fmt(np.mean(ref['metrics']['rmse']))} "
-                    f"for the classical fit on the same {ref['n_spectra']} spectra",
-                )
-            )
-        ref_body += table_html(["method"] + [f"{k} (mean over targets)" for k in keys], table_rows)
-    else:
-        ref_body = "<p class='caveat'>No classical reference was run for this task.</p>"
-    sections.append(Section("Reference vs ML", ref_body))
+    sections.append(Section("Reference vs ML", reference_body(metrics, lessons)))
+    sections.append(Section("Training", training_body(record, best)))
 
     # diagnostics
     figs: list[str] = []
+    fpr = metrics.get("fpr_target", 0.01)
     if task == "detect":
         subset = arrays["reference/subset"]
         scores = {k[6:]: v[subset, 1] for k, v in arrays.items() if k.startswith("proba/")}
         if "reference/lrt" in arrays:
-            scores["LRT (reference)"] = arrays["reference/lrt"]
+            scores[REFERENCE] = arrays["reference/lrt"]
+        points = {n: (s["fpr_at_threshold"], s["tpr_at_fpr"]) for n, s in head["scorers"].items()}
         fig, axes = plt.subplots(1, 2, figsize=(10.5, 4.2))
-        plot_roc(y[subset], scores, fpr_target=metrics.get("fpr_target", 0.01), ax=axes[0])
+        plot_roc(y[subset], scores, fpr_target=fpr, operating=points, ax=axes[0])
         plot_pr(y[subset], scores, ax=axes[1])
         figs.append(
             figure_html(
                 fig,
-                f"ROC and precision-recall curves on the {subset.size} test spectra that the reference "
-                "also scored",
+                f"ROC (left) and precision-recall (right) curves of every scorer on {head['rows']}. Read: "
+                f"higher is better; the dotted line marks the {100 * fpr:g}% false-positive rate of the "
+                "headline and each dot a scorer's operating point there (its headline TPR; an FPR of 0 sits "
+                "on the left edge); the AUCs in the legend are the table's.",
             )
         )
         probs = {k[6:]: v[:, 1] for k, v in arrays.items() if k.startswith("proba/")}
         ax = plot_reliability(y, probs)
-        figs.append(figure_html(ax.figure, "Reliability of the calibrated probabilities (test set)"))
+        figs.append(
+            figure_html(
+                ax.figure,
+                f"Reliability of the calibrated probabilities on all {y.size:,} test spectra: the observed "
+                "fraction with a QPO against the predicted probability, in ten bins of equal counts. Read: "
+                "on the dotted diagonal a probability means what it says; below it the model is "
+                "overconfident.",
+            )
+        )
     if task in ("detect", "state"):
         n_models = len(metrics["models"])
         fig, axes = plt.subplots(1, n_models, figsize=(3.6 * n_models, 3.4), squeeze=False)
         for ax, (name, m) in zip(axes[0], metrics["models"].items(), strict=True):
             plot_confusion(m["test"]["confusion_matrix"], names, title=name, ax=ax)
-        figs.append(figure_html(fig, "Confusion matrices (test set, rows: true class)"))
-    figs.append(
-        _band_importance(run, ds, config, metrics, arrays, max_points=min(max_points, 1000), seed=seed)
-    )
+        at = "at probability 0.5" if task == "detect" else "of the most probable class"
+        figs.append(
+            figure_html(
+                fig,
+                f"Confusion matrices on all {y.size:,} test spectra, predictions {at} (not the headline's "
+                "operating threshold). Read: rows are the true class, columns the prediction; each cell has "
+                "the count and the fraction of its row.",
+            )
+        )
+    figs.append(_band_importance(run, ds, metrics, arrays, max_points=min(max_points, 1000), seed=seed))
     importances = (
-        json.loads((run / "importances.json").read_text()) if (run / "importances.json").is_file() else {}
+        json.loads((ev / "importances.json").read_text()) if (ev / "importances.json").is_file() else {}
     )
     for name, imp in list(importances.items())[:2]:
-        ax = plot_importances(imp["names"], imp["values"], title=f"{name}: permutation/feature importance")
-        figs.append(figure_html(ax.figure, f"Feature importance of {name}"))
-
-    # scope on the test set, embeddings and outliers
+        ax = plot_importances(imp["names"], imp["values"], title=f"{name}: feature importance")
+        figs.append(
+            figure_html(
+                ax.figure,
+                f"The features {name} weighs most (impurity importance for trees, mean |coefficient| of the "
+                "scaled features for linear models). Read: large bars are what the model uses; compare with "
+                "the band importances above.",
+            )
+        )
     rng = np.random.default_rng(seed)
     show = np.sort(rng.choice(rows.size, size=min(max_points, rows.size), replace=False))
     ps = ds.spectra(rows[show])
@@ -271,117 +253,55 @@ def learn_sections(
         max_points=min(max_points, 1500),
     )
     axes[1].set_title("t-SNE, coloured by log10 mean rate")
-    figs.append(figure_html(fig, f"Embeddings of {show.size} test spectra"))
-    scope_body = ""
-    loaded = load_run_scope(run)
-    if loaded is None:
-        scope_body = "<p class='caveat'>This run has no scope gate (trained before xtml had one).</p>"
-        lessons.append(Lesson("failed", "no scope gate: predictions on unlike data are not flagged"))
-    else:
-        gate, held = loaded
-        X = np.column_stack([ps.power, ps.mean_rate])
-        result = score_inputs(gate, learn_features(X), mean_rate=ps.mean_rate)
-        rate_out = result.n_out / show.size
-        d = gate.domain_
-        scope_rows = [
-            ["principal components", gate.components_.shape[0]],
-            ["target false-flag rate (alpha)", gate.alpha],
-            [
-                f"flagged, held-out {held.get('held_out', '')}",
-                f"{100 * held.get('flag_rate', float('nan')):.1f}% of {held.get('n_held_out')}",
-            ],
-            [f"flagged, {show.size} test spectra", f"{100 * rate_out:.1f}%"],
-        ]
-        if d is not None:
-            scope_rows += [
-                ["mean rate range (ct/s)", f"{fmt(d.rate_range[0])}-{fmt(d.rate_range[1])}"],
-                ["segment length (s)", fmt(d.segment_length)],
-                ["frequency grid", f"{d.freq.size} bins, {fmt(d.freq[0])}-{fmt(d.freq[-1])} Hz"],
-            ]
-        scope_body = table_html(["scope gate", "value"], scope_rows)
-        lessons.append(
-            Lesson(
-                "ok" if rate_out < 0.05 else "failed",
-                f"scope gate flags {100 * rate_out:.1f}% of in-distribution test spectra (target < 5%)",
-            )
+    figs.append(
+        figure_html(
+            fig,
+            f"Two-dimensional embeddings of {show.size:,} test spectra (log-power and log rate): PCA "
+            "coloured by class (left) and t-SNE coloured by count rate (right). Read: classes that overlap "
+            "here are hard to tell apart from the spectrum alone; a colour gradient shows what dominates the "
+            "spectra's variance.",
         )
-        fig = plot_outliers(
-            ps.freq, ps.power, ps.m, result.score, k=4, names=[f"test row {int(r)}" for r in rows[show]]
-        )
-        scope_body += figure_html(
-            fig, "The four test spectra the scope gate finds least like the training set"
-        )
+    )
+    scope_html, scope = scope_body(run, ds, rows, lessons, max_points, seed)
     sections.append(Section("Diagnostics", "\n".join(figs)))
-    sections.append(Section("Scope", scope_body))
+    sections.append(Section("Scope", scope_html))
 
     # performance maps
-    params = _test_params(ds, rows)
+    params = parameters_of(ds, rows)
     pm_body: list[str] = []
-    best = _best_model(metrics)
+    maps = None
     if task == "detect":
-        score = arrays[f"proba/{best}"][:, 1]
-        positive = y == names.index("QPO") if "QPO" in names else y == 1
-        y01 = positive.astype(int)
-        for var in PHYSICAL:
-            key = "mean_rate" if var == "rate" else var
-            if key not in params:
-                continue
-            values = params[key]
-            ok = np.isfinite(values) | ~positive
-            pmap = detection_map(
-                values[ok], y01[ok], score[ok], fpr_target=metrics.get("fpr_target", 0.01), variable=var
-            )
-            ref_map = None
-            if "reference/lrt" in arrays:
-                sub = arrays["reference/subset"]
-                vv, yy = values[sub], y01[sub]
-                keep = np.isfinite(vv) | (yy == 0)
-                ref_map = detection_map(
-                    vv[keep],
-                    yy[keep],
-                    arrays["reference/lrt"][keep],
-                    fpr_target=metrics.get("fpr_target", 0.01),
-                    edges=pmap.edges,
-                    variable=var,
-                )
-            ax = plot_performance_map(
-                pmap, "tpr", reference=ref_map, label=best, reference_label="LRT (reference)"
-            )
-            pm_body.append(
-                figure_html(
-                    ax.figure,
-                    f"Detection rate of {best} against {var}, one global threshold at the target "
-                    "false-positive rate",
-                )
-            )
-            pm_body.append(
-                table_html(
-                    ["bin", "n", "TPR", "lower", "upper"],
-                    [
-                        [
-                            f"{fmt(pmap.edges[i])}-{fmt(pmap.edges[i + 1])}",
-                            int(pmap.count[i]),
-                            fmt(pmap.metrics["tpr"][i]),
-                            fmt(pmap.lower["tpr"][i]),
-                            fmt(pmap.upper["tpr"][i]),
-                        ]
-                        for i in range(pmap.n_bins)
-                    ],
-                )
-            )
+        pm_body, maps = detection_maps(run, metrics, arrays, params, y, names)
     elif task == "regress":
         truth = y.reshape(len(y), -1)
         mean, std = arrays[f"pred/{best}"], arrays[f"std/{best}"]
-        rate = params["mean_rate"]
         for j, target in enumerate(names):
-            pmap = regression_map(rate, truth[:, j], mean[:, j], std[:, j], variable="mean rate (ct/s)")
+            pmap = regression_map(
+                params["mean_rate"], truth[:, j], mean[:, j], std[:, j], variable="mean rate (ct/s)"
+            )
             ax = plot_performance_map(pmap, "rmse", label=best)
-            pm_body.append(figure_html(ax.figure, f"RMSE of {best} for {target} against the mean count rate"))
+            pm_body.append(
+                figure_html(
+                    ax.figure,
+                    f"RMSE of {best} for {target} against the mean count rate, on all {y.shape[0]:,} test "
+                    "spectra (68% intervals). Read: the error of an estimate depends on where the source "
+                    "sits; a rising curve means faint sources are measured worse.",
+                )
+            )
     else:
         pm_body.append("<p>Performance maps are drawn for detection and regression tasks.</p>")
     sections.append(Section("Performance maps", "\n".join(pm_body)))
 
+    # headline panel, first
+    items = (
+        detection_panel(metrics, record, scope)
+        if head is not None
+        else other_panel(metrics, scope, task, names)
+    )
+    sections.insert(0, Section("Headline", panel_html(items)))
+
     # model card
+    loaded = load_run_scope(run)
     d = loaded[0].domain_ if loaded is not None else None
     domain = {}
     if d is not None:
@@ -393,19 +313,30 @@ def learn_sections(
             "detector": json.dumps(d.detector.get("detector", {})),
         }
     card_metrics: list[tuple[str, str]] = []
-    for r in (comp or {}).get("rows", []):
-        card_metrics.append(
-            (
-                f"{r['scorer']}: TPR at {100 * metrics.get('fpr_target', 0.01):g}% FPR",
-                f"{fmt(r['tpr_at_fpr'])} ({fmt(r['tpr_at_fpr_low'])}-{fmt(r['tpr_at_fpr_high'])})",
+    if head is not None:
+        pct = f"{100 * head['level']:g}%"
+        for name, s in head["scorers"].items():
+            card_metrics.append(
+                (
+                    f"{name}: {head['label']} [{pct} CI]",
+                    fmt_interval(s["tpr_at_fpr"], s["tpr_at_fpr_low"], s["tpr_at_fpr_high"])
+                    + f" on {head['rows']}"
+                    + ("" if head["resolved"] else " (NOT resolved by this test set)"),
+                )
             )
-        )
+    else:
+        for name, m in metrics["models"].items():
+            t = m.get("test", {})
+            key = "accuracy" if "accuracy" in t else "rmse"
+            if key in t:
+                value = " / ".join(fmt(v) for v in np.atleast_1d(t[key]))
+                card_metrics.append((f"{name}: {key}", f"{value} on all {metrics['n_test']:,} test spectra"))
     limits = tuple(x.text for x in lessons if x.kind != "ok")
     card = ModelCard(
         title=f"{run.name}: {task} ({', '.join(names)})",
         intended_use=(
             f"{task} on averaged, log-rebinned power spectra made on exactly the training grid, from data "
-            f"like the training simulations; best model here: {best}."
+            f"like the training simulations; the model with the best headline figure: {best}."
         ),
         not_for=(
             "spectra on another frequency grid, segment length or normalisation",
@@ -414,6 +345,7 @@ def learn_sections(
         ),
         training_domain=domain,
         metrics=card_metrics,
+        questions=questions(metrics, record, scope, maps),
         limits=limits,
         provenance={
             "dataset": record["dataset"]["path"],

@@ -1,7 +1,8 @@
 """``xtml report RUN_DIR``: one self-contained ``report.html`` and a ``model_card.md`` for a run.
 
 The report of a learning run (``xtml train`` + ``xtml evaluate``) or an SBI run (``xtml sbi train``) has
-the same sections in the same order: what was asked; the data and its provenance; the reference against
+the same sections in the same order: a headline panel (what was asked, the answer with its uncertainty, ML
+against the reference, calibration, scope); what was asked; the data and its provenance; the reference against
 the ML; diagnostics (and, for SBI, calibration); scope; performance maps; the model card; and the lessons
 learned, generated from the results (configurations where the ML did not beat the reference, failed a
 calibration check, or its scope gate missed its target). Figures are PNGs embedded in the page, so the
@@ -21,6 +22,7 @@ from xtml.report.html import Section, write_report
 __all__ = ["SECTIONS", "ReportResult", "build_report"]
 
 SECTIONS = (
+    "Headline",
     "What was asked",
     "Data and provenance",
     "Reference vs ML",
@@ -31,8 +33,8 @@ SECTIONS = (
     "Lessons learned",
 )
 
-
-_ORDER = (*SECTIONS[:3], "Calibration", *SECTIONS[3:])  # SBI runs add a calibration section
+# SBI runs add a calibration section, learning runs a training section (CV and learning curves)
+_ORDER = (*SECTIONS[:4], "Calibration", "Training", *SECTIONS[4:])
 
 
 @dataclass(frozen=True)

@@ -9,8 +9,8 @@ from typing import Any
 
 import numpy as np
 
-from xtml.report.card import Lesson, ModelCard, fmt
-from xtml.report.html import Section, figure_html, table_html
+from xtml.report.card import CAUTION_QUESTIONS, Lesson, ModelCard, fmt
+from xtml.report.html import Section, figure_html, panel_html, table_html
 
 __all__ = ["sbi_sections"]
 
@@ -221,16 +221,29 @@ def sbi_sections(
             n_test=int(tp["truths"].shape[0]),
         )
         cal_body += figure_html(
-            ax.figure, "Expected coverage at every credibility level (band: 95% binomial scatter)"
+            ax.figure,
+            f"Expected coverage: the fraction of the {cal['n_test']:,} held-out simulations whose true value "
+            "lies in the posterior's credible interval, against the interval's credibility (band: 95% "
+            "binomial scatter). Read: on the diagonal the intervals mean what they say; below it the "
+            "posterior is overconfident (too narrow), above it too cautious.",
         )
     else:
         ax = plot_coverage(
             np.array(cal["levels"]), {n: np.array(cal["coverage"][n]) for n in names}, n_test=cal["n_test"]
         )
-        cal_body += figure_html(ax.figure, "Expected coverage at 50/68/95% (this run stored no finer curve)")
+        cal_body += figure_html(
+            ax.figure,
+            "Expected coverage at 50/68/95% credibility (this run stored no finer curve). Read: on the "
+            "diagonal the intervals mean what they say; below it the posterior is overconfident.",
+        )
     if "sbc_ranks" in tp:
         fig = plot_sbc_ranks(tp["sbc_ranks"], int(tp["n_samples"]), names=names)
-        cal_body += figure_html(fig, "SBC rank histograms (band: 99% of a uniform histogram)")
+        cal_body += figure_html(
+            fig,
+            "Simulation-based calibration: histograms of the rank of each true value among posterior draws "
+            "(band: 99% of a uniform histogram). Read: flat is calibrated; a U shape is an overconfident "
+            "posterior, a hump an underconfident one, a slope a bias.",
+        )
     else:
         cal_body += (
             "<p class='caveat'>This run stored no SBC ranks (trained before the report existed): "
@@ -266,7 +279,14 @@ def sbi_sections(
         random_state=seed,
         max_points=min(max_points, 1500),
     )
-    diag.append(figure_html(fig, f"Embeddings of the inputs of {show.size} test observations"))
+    diag.append(
+        figure_html(
+            fig,
+            f"Two-dimensional embeddings of the inputs of {show.size:,} test observations: PCA coloured by "
+            "the incident rate (left), t-SNE coloured by a parameter (right). Read: a smooth colour gradient "
+            "means the inputs carry that quantity; mixed colours mean they hardly do.",
+        )
+    )
     corner = _corner(run, x[:1], tp["truths"][show[0]], names, seed)
     if corner is not None:
         diag.append(corner)
@@ -309,13 +329,28 @@ def sbi_sections(
             ps.freq, ps.power, ps.m, result.score, k=4, names=[f"test row {int(r)}" for r in rows[show]]
         )
         scope_body += figure_html(
-            fig, "The four test spectra the scope gate finds least like the training set"
+            fig,
+            "The four test spectra the scope gate finds least like the training set, with their scores. "
+            "Read: ordinary-looking spectra here are the gate's false alarms; a feature the training set "
+            "lacks is what the gate is for.",
         )
     sections.append(Section("Diagnostics", "\n".join(diag)))
     sections.append(Section("Scope", scope_body))
+    if loaded is None:
+        scope_text = "this run has no scope gate: observations unlike the training data are not flagged"
+    else:
+        scope_text = (
+            f"the scope gate flags {100 * flagged:.1f}% of the {show.size:,} test observations it was "
+            f"applied to and {100 * held.get('flag_rate', float('nan')):.1f}% of the "
+            f"{held.get('n_held_out', 0):,} "
+            f"held-out {held.get('held_out', '')} (target false-flag rate {100 * gate.alpha:g}% per "
+            "statistic); both are simulated like the training set, so these are its false flags: real data "
+            "get their own flag (xtml sbi infer, xtml analyze)"
+        )
 
     # performance maps from the stored quantiles
     pm = []
+    worst_bins: list[str] = []
     maps = posterior_map(
         tp["rates"],
         tp["truths"],
@@ -331,7 +366,13 @@ def sbi_sections(
         plot_performance_map(maps[p], "coverage_68", ax=axes[0], label=p)
         plot_performance_map(maps[p], "rel_bias", ax=axes[1], label=p)
         pm.append(
-            figure_html(fig, f"{p}: 68% coverage and relative bias of the median against the incident rate")
+            figure_html(
+                fig,
+                f"{p}: 68% coverage (left) and relative bias of the posterior median (right) per bin of the "
+                "incident rate, on the held-out simulations (68% intervals). Read: coverage should sit at "
+                "the dotted 0.68 and the bias at 0 in every bin; a bin far off is a rate where the "
+                "posterior cannot be trusted.",
+            )
         )
         k = names.index(p)
         own = posterior_map(
@@ -343,8 +384,19 @@ def sbi_sections(
             variable=f"true {p}",
         )
         ax = plot_performance_map(own[p], "coverage_68", label=p)
-        pm.append(figure_html(ax.figure, f"{p}: 68% coverage against its own true value"))
+        pm.append(
+            figure_html(
+                ax.figure,
+                f"{p}: 68% coverage per bin of its own true value (68% intervals). Read: coverage below the "
+                "dotted 0.68 at the edges of the prior means the posterior is overconfident there.",
+            )
+        )
         worst = np.nanmax(np.abs(maps[p].metrics["coverage_68"] - 0.68))
+        j = int(np.nanargmax(np.abs(maps[p].metrics["coverage_68"] - 0.68)))
+        worst_bins.append(
+            f"{p}: 68% coverage {fmt(maps[p].metrics['coverage_68'][j])} at incident rates "
+            f"{fmt(maps[p].edges[j])}-{fmt(maps[p].edges[j + 1])} ct/s ({int(maps[p].count[j])} observations)"
+        )
         if worst > 0.1:
             lessons.append(
                 Lesson("failed", f"{p}: 68% coverage off by {100 * worst:.0f} pp in the worst rate bin")
@@ -360,6 +412,57 @@ def sbi_sections(
             "frequency bins": f"{d.freq.size}, {fmt(d.freq[0])}-{fmt(d.freq[-1])} Hz",
         }
     domain["detector"] = json.dumps(det)
+    dev = max(abs(c - lv) for n in names for c, lv in zip(cal["coverage"][n], cal["levels"], strict=True))
+    overall = [a for a in acc if a["rate_bin"] == "all"]
+    answer = (
+        f"calibration {cal['status'].upper()}: marginal coverage within {100 * dev:.1f} pp of nominal at "
+        f"{', '.join(f'{100 * lv:g}%' for lv in cal['levels'])} on {cal['n_test']:,} held-out simulations; "
+        + "; ".join(
+            f"{a['parameter']}: RMSE {fmt(a['rmse'])}, 68% coverage {fmt(a['coverage68'])}" for a in overall
+        )
+    )
+    reference_text = (
+        f"the classical fits (naive, dead-time-aware, MCMC) on the first {classical['n']} test observations: "
+        "see 'Reference vs ML'"
+        if classical is not None
+        else "the classical comparison (naive and dead-time-aware fits, MCMC) was not run on this run: "
+        "evals/eval_sbi.py makes it; until then nothing here shows the posterior beats a fit"
+    )
+    panel = [
+        (
+            "What was asked",
+            f"The posterior of {', '.join(names)} for one observation of the class '{sbi['class']}', by "
+            f"neural posterior estimation from {record.get('n_train', sbi['n_train']):,} simulations.",
+        ),
+        ("The answer", answer + "."),
+        ("ML against the reference", reference_text[:1].upper() + reference_text[1:] + "."),
+        (
+            "Calibration",
+            f"{cal['status'].upper()}"
+            + (": " + "; ".join(cal["reasons"]) if cal["reasons"] else ": every check passed")
+            + ".",
+        ),
+        ("Scope", scope_text[:1].upper() + scope_text[1:] + "."),
+    ]
+    sections.insert(0, Section("Headline", panel_html(panel)))
+    questions = (
+        (
+            "Not answered by this run alone: "
+            + reference_text
+            + ". Where a dead-time-aware fit is as accurate and as well calibrated, use it."
+        ),
+        (
+            f"No learning curve is computed for SBI runs; with {record.get('n_train', sbi['n_train']):,} "
+            f"training simulations the calibration check reads {cal['status'].upper()}."
+        ),
+        "Partly answered: " + scope_text + ".",
+        (
+            "Where the posterior is off matters for any population built from it; the worst bins of the "
+            "performance maps: " + "; ".join(worst_bins) + "."
+            if worst_bins
+            else "Not answered: no performance map was drawn."
+        ),
+    )
     card = ModelCard(
         title=f"{run.name}: neural posterior of {', '.join(names)}",
         intended_use=(
@@ -382,6 +485,7 @@ def sbi_sections(
             if a["rate_bin"] == "all"
         ]
         + [("calibration verdict", cal["status"])],
+        questions=list(zip(CAUTION_QUESTIONS, questions, strict=True)),
         limits=tuple(x.text for x in lessons if x.kind != "ok"),
         provenance={
             "dataset seed": str(config.get("dataset", {}).get("seed", "?")),
@@ -402,4 +506,9 @@ def _corner(run: Path, x: np.ndarray, truth: np.ndarray, names: list[str], seed:
     post = load_run_posterior(run, allow_uncalibrated=True).posterior
     samples = post.sample(x, 5000, rng=seed)[0]
     fig = plot_posterior_corner(samples, names, truths=truth)
-    return figure_html(fig, "Posterior of one test observation (5,000 draws; truth marked)")
+    return figure_html(
+        fig,
+        "The posterior of one test observation (5,000 draws): one- and two-dimensional marginals, the true "
+        "values marked. Read: the truth should sit inside the bulk; correlated parameters show as tilted "
+        "contours.",
+    )
