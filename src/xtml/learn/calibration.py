@@ -3,7 +3,8 @@
 A classifier's scores are mapped to calibrated probabilities with a model fitted on the validation
 rows only (the test set stays locked):
 
-* binary: isotonic regression of the outcome on the score (``"isotonic"``, non-parametric) or Platt's
+* binary: isotonic regression of the outcome on the score (``"isotonic"``, non-parametric; made strictly
+  increasing by 1e-6 of the raw score, so that calibration never ties scores the model ranked) or Platt's
   sigmoid :math:`p = 1 / (1 + e^{-(a\\,\\mathrm{logit}(s) + b)})` (``"sigmoid"``, two numbers);
 * multi-class: temperature scaling :math:`p \\propto \\exp(\\log s / T)` with one temperature ``T``
   minimising the log loss (Guo et al. 2017).
@@ -25,6 +26,7 @@ __all__ = ["CALIBRATION_METHODS", "ScoreCalibrator", "fit_calibrator"]
 
 CALIBRATION_METHODS: tuple[str, ...] = ("isotonic", "sigmoid", "temperature", "none")
 _EPS = 1e-6
+_TIE_BREAK = 1e-6  # weight of the raw score in an isotonic map (ScoreCalibrator.transform)
 
 
 def _logit(p: NDArray[np.float64]) -> NDArray[np.float64]:
@@ -53,7 +55,13 @@ class ScoreCalibrator:
             a, b = self.values["ab"]
             p1 = expit(a * _logit(p[:, 1]) + b)
         else:
-            p1 = np.interp(p[:, 1], self.values["x"], self.values["y"])
+            # The isotonic map is flat between knots of equal value and beyond the outermost knots: its
+            # ties would throw the model's ranking away (an operating point at 1 % FPR cannot fall inside
+            # a block of tied scores, so a TPR at a fixed FPR read off tied probabilities is understated).
+            # Mixing in 1e-6 of the raw score makes the map strictly increasing: the same probabilities to
+            # 1e-6, the ranking of the model's own scores (scores 1e-9 apart stay apart).
+            p1 = (1.0 - _TIE_BREAK) * np.interp(p[:, 1], self.values["x"], self.values["y"])
+            p1 += _TIE_BREAK * p[:, 1]
         return np.column_stack([1 - p1, p1])
 
     def to_dict(self) -> dict[str, Any]:
