@@ -56,6 +56,30 @@ def test_learn_report(learn_run: Path, capsys: pytest.CaptureFixture[str]) -> No
     assert held[1]["flag_rate"] < 0.05
 
 
+def test_model_card_answers_scope_for_the_files_the_run_was_applied_to(
+    learn_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`xtml report --applied` (the JSON of `xtml analyze`): the card's third question is answered for real
+    files, from their scope flags, not only for held-out simulations."""
+    import stingray
+
+    card = learn_run / "model_card.md"
+    assert main(["report", str(learn_run)]) == 0
+    assert "Not yet applied to real data" in card.read_text()
+    capsys.readouterr()
+    data = Path(stingray.__file__).parent / "tests" / "data" / "xte_test.evt.gz"
+    assert main(["analyze", str(data), "--run", str(learn_run), "--json"]) == 0
+    applied = tmp_path / "applied.json"
+    applied.write_text(capsys.readouterr().out)
+    assert main(["report", str(learn_run), "--applied", str(applied)]) == 0
+    text = card.read_text()
+    assert "No: applied to 1 file(s): 0 in scope, 1 OUT OF SCOPE (xte_test.evt.gz: " in text
+    assert "mean count rate" in text  # the gate's own reason for the file
+    (tmp_path / "bad.json").write_text('{"not": "rows"}')
+    assert main(["report", str(learn_run), "--applied", str(tmp_path / "bad.json")]) == 2
+    assert "not the JSON of `xtml analyze --json`" in capsys.readouterr().err
+
+
 def test_sbi_report_and_loud_scope(sbi_run: Path, capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     page = _check_report(sbi_run, capsys)
     cal = json.loads((sbi_run / "calibration.json").read_text())

@@ -349,7 +349,20 @@ def _cmd_report(args: argparse.Namespace) -> int:
             "report where the run was trained"
         )
     check_files(args.run, [k for k in record.files if not k.endswith("/")])
-    result = build_report(args.run, max_points=args.max_points, seed=args.seed)
+    applied = None
+    if args.applied is not None:
+        import json
+
+        from xtml._files import require_file
+
+        path = require_file(args.applied, "--applied file")
+        try:
+            applied = json.loads(path.read_text())
+        except (UnicodeDecodeError, json.JSONDecodeError) as err:
+            raise ValueError(f"{path}: not the JSON of `xtml analyze --json` ({err})") from None
+        if not isinstance(applied, list) or not all(isinstance(r, dict) and "run" in r for r in applied):
+            raise ValueError(f"{path}: not the JSON of `xtml analyze --json` (a list of rows with a 'run')")
+    result = build_report(args.run, max_points=args.max_points, seed=args.seed, applied=applied)
     failed = [text for kind, text in result.lessons if kind == "failed"]
     print(f"report: {result.html} ({result.size / 1e6:.2f} MB, {result.seconds:.1f} s)")
     print(f"model card: {result.model_card}")
@@ -659,6 +672,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="test rows in the embeddings and outlier search (default 2000)",
     )
     report.add_argument("--seed", type=int, default=0, help="seed of the row subset and t-SNE (default 0)")
+    report.add_argument(
+        "--applied",
+        type=Path,
+        metavar="ANALYSIS.json",
+        help="the output of `xtml analyze FILE... --run RUN --json`: the model card says whether the "
+        "training data look like the files the run was applied to (their scope flags)",
+    )
     report.set_defaults(func=_cmd_report)
 
     runs = sub.add_parser(

@@ -13,10 +13,11 @@ One recorded run folder (kind ``"demo"``) with the runs it makes inside it::
 
 The stages: simulate; the classical reference and machine learning on the same test set; simulation-based
 inference with its calibration check; the classical dead-time-aware and naive fits on the posterior's
-test observations; diagnostics and scope (the runs' own reports); event files shipped with Stingray (a
-real RXTE observation and a simulated XMM-Newton-format file) through both runs, with their scope flags;
-the report, whose "What did not work" section lists every failed check and lost comparison.  ``quick``
-shrinks every size for a first look.
+test observations; event files shipped with Stingray (a real RXTE observation and a simulated
+XMM-Newton-format file) through both runs, with their scope flags; diagnostics and scope (the runs' own
+reports, whose model cards say whether the training data look like those files); the report, whose "What
+did not work" section lists every failed check and lost comparison.  ``quick`` shrinks every size for a
+first look.
 
 The detection headline is sized to be resolved (:func:`xtml.learn.comparison.min_negatives`: at least
 10 / FPR QPO-free test spectra scored by both the LRT and the models): seven in ten simulated observations
@@ -226,14 +227,16 @@ def _classical(run: Path, k: int) -> dict[str, Any]:
     return {"n": int(idx.size), "markdown": cl.to_markdown(rows), "rows": [r.to_dict() for r in rows]}
 
 
-def _real(runs: dict[str, Path]) -> list[dict[str, Any]]:
-    """Each real file through each run (one call per file: one mission per batch)."""
+def _real(runs: dict[str, Path]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Each real file through each run (one call per file: one mission per batch): the demo's summary of
+    each answer, and the rows of ``xtml analyze`` (for the runs' model cards)."""
     from xtml.analyze import analyze_files, rows_table, stingray_observation
 
-    out = []
+    out, applied = [], []
     for name in REAL_FILES:
         rows = analyze_files([stingray_observation(name)], list(runs.values()), allow_uncalibrated=True)
         print(rows_table(rows))
+        applied += [row.to_dict() for row in rows]
         for row, kind in zip(rows, runs, strict=True):
             answer = row.error or row.prediction
             out.append(
@@ -248,7 +251,7 @@ def _real(runs: dict[str, Path]) -> list[dict[str, Any]]:
                     "error": row.error,
                 }
             )
-    return out
+    return out, applied
 
 
 def _failed_checks(out: Path) -> list[str]:
@@ -313,12 +316,12 @@ def run_demo(
         )
         classical = _classical(out / "sbi", size["classical"])
         timings["classical"] = time.perf_counter() - t
-        t = _stage(5, "diagnostics and scope: the report of each run")
-        reports = {kind: build_report(out / kind) for kind in ("detect", "sbi")}
-        timings["reports"] = time.perf_counter() - t
-        t = _stage(6, "event files shipped with Stingray (real RXTE, simulated XMM) through both runs")
-        real = _real({"detect": out / "detect", "sbi": out / "sbi"})
+        t = _stage(5, "event files shipped with Stingray (real RXTE, simulated XMM) through both runs")
+        real, applied = _real({"detect": out / "detect", "sbi": out / "sbi"})
         timings["real"] = time.perf_counter() - t
+        t = _stage(6, "diagnostics and scope: the report of each run (with the files it was applied to)")
+        reports = {kind: build_report(out / kind, applied=applied) for kind in ("detect", "sbi")}
+        timings["reports"] = time.perf_counter() - t
         _stage(7, "writing the demo report")
         checks = _failed_checks(out)
         lessons = checks + [  # the failed findings of the runs' reports not already told by a failed check

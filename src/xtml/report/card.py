@@ -16,7 +16,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["CAUTION_QUESTIONS", "Lesson", "ModelCard", "lessons_html"]
+__all__ = ["CAUTION_QUESTIONS", "Lesson", "ModelCard", "applied_scope_text", "lessons_html", "scope_answer"]
 
 #: When to be cautious about machine learning: the questions every model card answers from its run.
 CAUTION_QUESTIONS = (
@@ -25,6 +25,43 @@ CAUTION_QUESTIONS = (
     "Does the training data look like the data it is applied to?",
     "Would unrecognised biases matter downstream?",
 )
+
+
+def applied_scope_text(applied: Sequence[Mapping[str, Any]]) -> str:
+    """What the scope gate said of the data a run was applied to (rows of ``xtml analyze --json``).
+
+    ``"applied to 3 file(s): 1 in scope, 2 OUT OF SCOPE (a.evt: mean count rate ...; b.evt: ...)"``.
+    """
+    done = [r for r in applied if not r.get("error")]
+    inside = [r for r in done if r.get("in_scope")]
+    outside = [r for r in done if not r.get("in_scope")]
+    text = f"applied to {len(applied)} file(s): {len(inside)} in scope, {len(outside)} OUT OF SCOPE"
+    if outside:
+        why = "; ".join(
+            f"{str(r['path']).rsplit('/', 1)[-1]}: {', '.join(r.get('reasons') or ['flagged'])}"
+            for r in outside
+        )
+        text += f" ({why})"
+    errors = len(applied) - len(done)
+    return text + (f", {errors} could not be analysed" if errors else "")
+
+
+def scope_answer(gate_text: str | None, applied: Sequence[Mapping[str, Any]] | None) -> str:
+    """The model card's answer to "Does the training data look like the data it is applied to?".
+
+    ``gate_text`` is what the scope gate says of held-out simulations (None: no gate); ``applied`` the rows
+    of the files the run answered (``xtml analyze``), which decide the answer when there are any.
+    """
+    if gate_text is None:
+        return "Not answered: no scope gate."
+    if not applied:
+        return (
+            f"Partly answered: {gate_text}. Not yet applied to real data: run `xtml analyze FILE --run RUN "
+            "--json > applied.json` and `xtml report RUN --applied applied.json` to answer it for your files."
+        )
+    done = [r for r in applied if not r.get("error")]
+    verdict = "Yes" if done and all(r.get("in_scope") for r in done) else "No" if done else "Not answered"
+    return f"{verdict}: {applied_scope_text(applied)}. The gate on held-out simulations: {gate_text}."
 
 
 @dataclass(frozen=True)

@@ -8,12 +8,13 @@ Every figure comes from the run's own files and is printed with the formatters o
 from __future__ import annotations
 
 import html
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
 from xtml.learn.headline import fmt_interval, fmt_value
-from xtml.report.card import CAUTION_QUESTIONS, Lesson, fmt
+from xtml.report.card import CAUTION_QUESTIONS, Lesson, fmt, scope_answer
 from xtml.report.html import Markup, figure_html, table_html
 
 __all__ = [
@@ -341,6 +342,7 @@ def questions(
     record: dict[str, Any],
     scope: dict[str, Any] | None,
     maps: dict[str, Any] | None,
+    applied: Sequence[Mapping[str, Any]] | None = None,
 ) -> list[tuple[str, str]]:
     best = best_model(metrics)
     h = metrics.get("headline")
@@ -373,11 +375,7 @@ def questions(
         q2 = f"No learning curve for {best}; {with_curve[0]}'s: {other}."
     else:
         q2 = "Not answered: no learning curve was computed (learning_curve = false for every model)."
-    q3 = (
-        ("Partly answered: " + scope["summary"] + ".")
-        if scope is not None
-        else "Not answered: no scope gate."
-    )
+    q3 = scope_answer(None if scope is None else scope["summary"], applied)
     q4 = (
         worst_text(maps)
         if maps is not None

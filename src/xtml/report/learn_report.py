@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import html
 import json
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -95,9 +96,14 @@ def _band_importance(
 
 
 def learn_sections(
-    run: Path, *, max_points: int = 2000, seed: int = 0
+    run: Path,
+    *,
+    max_points: int = 2000,
+    seed: int = 0,
+    applied: Sequence[Mapping[str, Any]] | None = None,
 ) -> tuple[list[Section], ModelCard, list[Lesson]]:
-    """Sections, model card and lessons of an evaluated learning run (module docstring)."""
+    """Sections, model card and lessons of an evaluated learning run (module docstring); ``applied`` are the
+    rows of ``xtml analyze`` for files the run answered (the model card's scope question)."""
     import matplotlib.pyplot as plt
 
     from xtml.critique.diag_plots import plot_embedding
@@ -345,7 +351,7 @@ def learn_sections(
         ),
         training_domain=domain,
         metrics=card_metrics,
-        questions=questions(metrics, record, scope, maps),
+        questions=questions(metrics, record, scope, maps, applied),
         limits=limits,
         provenance={
             "dataset": record["dataset"]["path"],

@@ -13,8 +13,10 @@ scope outliers (the metrics use every row), which keeps the report fast on 20,00
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from xtml.report.card import lessons_html
 from xtml.report.html import Section, write_report
@@ -48,8 +50,19 @@ class ReportResult:
     lessons: tuple[tuple[str, str], ...]
 
 
-def build_report(run_dir: str | Path, *, max_points: int = 2000, seed: int = 0) -> ReportResult:
-    """Write ``report.html`` and ``model_card.md`` into the run folder (module doc)."""
+def build_report(
+    run_dir: str | Path,
+    *,
+    max_points: int = 2000,
+    seed: int = 0,
+    applied: Sequence[Mapping[str, Any]] | None = None,
+) -> ReportResult:
+    """Write ``report.html`` and ``model_card.md`` into the run folder (module doc).
+
+    ``applied`` are rows of ``xtml analyze`` (:meth:`xtml.analyze.AnalysisRow.to_dict`, or the JSON of
+    ``xtml analyze --json``): those answered by this run tell the model card whether the training data look
+    like the data the run was applied to; rows of other runs are ignored.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
@@ -58,15 +71,16 @@ def build_report(run_dir: str | Path, *, max_points: int = 2000, seed: int = 0) 
     t0 = time.perf_counter()
     run = Path(run_dir)
     kind = run_kind(run)
+    mine = [r for r in applied or () if Path(str(r.get("run", ""))).resolve() == run.resolve()]
     if kind == "sbi":
         from xtml.report.sbi_report import sbi_sections
 
-        sections, card, lessons = sbi_sections(run, max_points=max_points, seed=seed)
+        sections, card, lessons = sbi_sections(run, max_points=max_points, seed=seed, applied=mine)
         title = f"xtml SBI run {run.name}"
     else:
         from xtml.report.learn_report import learn_sections
 
-        sections, card, lessons = learn_sections(run, max_points=max_points, seed=seed)
+        sections, card, lessons = learn_sections(run, max_points=max_points, seed=seed, applied=mine)
         title = f"xtml training run {run.name}"
     sections = [
         *sections,

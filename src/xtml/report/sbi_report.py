@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import html
 import json
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from xtml.report.card import CAUTION_QUESTIONS, Lesson, ModelCard, fmt
+from xtml.report.card import CAUTION_QUESTIONS, Lesson, ModelCard, fmt, scope_answer
 from xtml.report.html import Section, figure_html, panel_html, table_html
 
 __all__ = ["sbi_sections"]
@@ -33,9 +34,14 @@ def _classical(run: Path) -> dict[str, Any] | None:
 
 
 def sbi_sections(
-    run: Path, *, max_points: int = 2000, seed: int = 0
+    run: Path,
+    *,
+    max_points: int = 2000,
+    seed: int = 0,
+    applied: Sequence[Mapping[str, Any]] | None = None,
 ) -> tuple[list[Section], ModelCard, list[Lesson]]:
-    """Sections, model card and lessons of an SBI run."""
+    """Sections, model card and lessons of an SBI run; ``applied`` as in
+    :func:`~xtml.report.learn_report.learn_sections`."""
     import matplotlib.pyplot as plt
 
     from xtml.critique.diag_plots import plot_coverage, plot_embedding, plot_outliers, plot_sbc_ranks
@@ -455,7 +461,7 @@ def sbi_sections(
             f"No learning curve is computed for SBI runs; with {record.get('n_train', sbi['n_train']):,} "
             f"training simulations the calibration check reads {cal['status'].upper()}."
         ),
-        "Partly answered: " + scope_text + ".",
+        scope_answer(None if loaded is None else scope_text, applied),
         (
             "Where the posterior is off matters for any population built from it; the worst bins of the "
             "performance maps: " + "; ".join(worst_bins) + "."
