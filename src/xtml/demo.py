@@ -484,7 +484,7 @@ def _write_report(
         [
             "detector",
             f"{det.n_modules} modules, dead time {det.dead_time.value * 1e3:g} ms ({det.dead_time.kind}), "
-            f"background {det.background_rate} ct/s",
+            f"background {det.background_rate} ct/s per module",
         ],
         ["dataset card", str(ds.path / "DATASET_CARD.md")],
     ]
@@ -548,8 +548,8 @@ def _write_report(
         f"<p>The posterior, the dead-time-aware fit (Zhang et al. 1995) and the naive fit that ignores dead "
         f"time on the same {classical['n']} held-out observations.</p>"
         + table_html(
-            ["parameter", "rate bin (ct/s)", "method", "n", "not ok", "bias", "frac. bias", "RMSE",
-             "cov. 68%", "cov. 95%", "width 68%", "s/obs"],
+            ["parameter", "rate bin (ct/s per module, incident)", "method", "n", "not ok", "bias",
+             "frac. bias", "RMSE", "cov. 68%", "cov. 95%", "width 68%", "s/obs"],
             classical_rows,
             caption=f"Accuracy and calibration of each method on the same {classical['n']} observations "
             "(coverage: fraction of truths inside the 68% / 95% interval; n/a where a method gives none).",
@@ -563,7 +563,7 @@ def _write_report(
         for kind, r in reports.items()
     )
     real_html = table_html(
-        ["file", "run", "mission", "rate (ct/s)", "answer", "scope"],
+        ["file", "run", "mission", "rate (ct/s in the file, analysed segments)", "answer", "scope"],
         [
             [
                 r["file"],

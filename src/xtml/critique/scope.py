@@ -178,7 +178,8 @@ class TrainingDomain:
     norm : str
         Power normalisation.
     rate_range : (float, float)
-        Smallest and largest mean count rate of the training spectra, ct/s (as measured, after dead time).
+        Smallest and largest mean count rate of the training spectra, ct/s (as measured, after dead time;
+        the total of all modules summed into the spectra: :attr:`rate_label`).
     rate_margin : float
         Factor by which a rate may leave ``rate_range`` before it is out of scope (default 1.2: the
         measured rates of a finite training set do not reach the prior's edges).
@@ -255,8 +256,16 @@ class TrainingDomain:
             if not (lo / self.rate_margin <= mean_rate <= hi * self.rate_margin):
                 reasons.append(
                     f"mean count rate {mean_rate:.4g} ct/s outside the training range {lo:.4g}-{hi:.4g} ct/s"
+                    f" ({self.rate_label})"
                 )
         return reasons
+
+    @property
+    def rate_label(self) -> str:
+        """What the rates of :attr:`rate_range` are: ``"total of the 2 modules"`` or ``"one module"``."""
+        det = self.detector.get("detector", self.detector)  # run scopes keep the config's [detector] table
+        n = int(det.get("n_modules", 1) or 1) if isinstance(det, Mapping) else 1
+        return f"detected, total of the {n} modules" if n > 1 else "detected, one module"
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form."""

@@ -311,9 +311,13 @@ def learn_sections(
     d = loaded[0].domain_ if loaded is not None else None
     domain = {}
     if d is not None:
-        domain = {k: f"{fmt(a)}-{fmt(b)}" for k, (a, b) in d.parameters.items()}
+        domain = {
+            ("rate (ct/s per module, incident source)" if k == "rate" else k): f"{fmt(a)}-{fmt(b)}"
+            for k, (a, b) in d.parameters.items()
+        }
+        lo, hi = d.rate_range
         domain |= {
-            "mean rate (ct/s)": f"{fmt(d.rate_range[0])}-{fmt(d.rate_range[1])}",
+            f"mean rate of the spectra (ct/s, {d.rate_label})": f"{fmt(lo)}-{fmt(hi)}",
             "segment length (s)": fmt(d.segment_length),
             "frequency bins": f"{d.freq.size}, {fmt(d.freq[0])}-{fmt(d.freq[-1])} Hz",
             "detector": json.dumps(d.detector.get("detector", {})),

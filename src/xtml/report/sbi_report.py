@@ -317,7 +317,9 @@ def sbi_sections(
                     f"{100 * held.get('flag_rate', float('nan')):.1f}% of {held.get('n_held_out')}",
                 ],
                 [
-                    "training rate range (ct/s)",
+                    "training mean rate of the spectra (ct/s"
+                    + ("" if gate.domain_ is None else f", {gate.domain_.rate_label}")
+                    + ")",
                     "-"
                     if gate.domain_ is None
                     else f"{fmt(gate.domain_.rate_range[0])}-{fmt(gate.domain_.rate_range[1])}",
