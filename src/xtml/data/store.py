@@ -164,27 +164,16 @@ def simulate_chunk(
         "live_time": live,
     }
     dtype = config.dataset.power_dtype
+    pair = {
+        "norm": o.norm,
+        "segment_bins": o.segment_bins,
+        "sampling": o.alias_factor,
+    }  # both modules' spectra
     if det.n_modules >= 2:
-        cs = o.rebin(
-            cospectrum(
-                counts[:, 0],
-                counts[:, 1],
-                o.dt,
-                norm=o.norm,
-                segment_bins=o.segment_bins,
-                sampling=o.alias_factor,
-            )
-        )
+        cs = o.rebin(cospectrum(counts[:, 0], counts[:, 1], o.dt, **pair))
         out["cospectrum"] = cs.power.astype(dtype)
     if o.fad:
-        fad = fad_correct(
-            counts[:, 0],
-            counts[:, 1],
-            o.dt,
-            norm=o.norm,
-            segment_bins=o.segment_bins,
-            sampling=o.alias_factor,
-        )
+        fad = fad_correct(counts[:, 0], counts[:, 1], o.dt, **pair)
         out["power_fad"] = o.rebin(fad.power_total).power.astype(dtype)
     if config.dataset.store_lightcurves:
         out["lightcurves"] = counts.astype(np.int32)
