@@ -85,6 +85,35 @@ def test_miscalibrated_parameter_is_flagged_by_name(rng, kwargs, words):
     assert err.value.report is report
 
 
+@pytest.mark.parametrize(
+    ("kwargs", "verdict"),
+    [
+        ({}, "passed"),
+        ({"width": 1.3}, "conservative"),
+        ({"width": 0.75}, "failed"),
+        ({"shift": 0.4}, "failed"),
+        ({"shift": 0.4, "width": 1.3}, "failed"),  # wide but biased: not usable
+    ],
+    ids=["exact", "wide30pc", "narrow25pc", "biased", "wide-and-biased"],
+)
+def test_verdict_tells_a_conservative_posterior_from_an_overconfident_one(rng, kwargs, verdict):
+    """Over-coverage (wider than needed) is usable and says by how much; under-coverage or bias is not."""
+    samples, theta, lps, lpt = gaussian_posteriors(rng, 2000, 300, **kwargs)
+    report = check_calibration(
+        samples, theta, rng=rng, names=("a", "b"), log_prob_samples=lps, log_prob_truth=lpt
+    )
+    assert report.verdict == verdict, str(report)
+    assert report.usable is (verdict != "failed")
+    assert report.passed is (verdict == "passed")
+    width = kwargs.get("width", 1.0)
+    if "shift" not in kwargs:  # the width is read off the coverage: a Gaussian twice too wide is +100 %
+        for name in ("a", "b", "joint HPD"):
+            assert report.wider_by[name] == pytest.approx(width - 1, abs=0.05), report.wider_by
+    if verdict == "conservative":
+        assert "CONSERVATIVE (usable" in str(report)
+        assert "a by ~3" in report.conservative_text()  # ~30 % wider
+
+
 def test_coverage_of_a_too_wide_posterior_matches_the_analytic_value(rng):
     # A posterior twice too wide.  Marginal: the central interval at level a is +-2 z_a true sigmas wide
     # and covers 2 Phi(2 z_a) - 1 of the truths, z_a = Phi^-1((1 + a) / 2).  Joint (2-D): the HPD region

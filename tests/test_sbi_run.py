@@ -259,6 +259,44 @@ def test_tampered_posterior_files_are_refused(run, tmp_path):
         load_run_posterior(copy, allow_uncalibrated=True)
 
 
+def _with_verdict(run, folder, status, wider_by):
+    """A copy of ``run`` whose calibration verdict is ``status``, re-hashed as if it had been trained so."""
+    from xtml.runs.hashing import entry_hash, file_sha256
+
+    copy = folder / status
+    shutil.copytree(run, copy, ignore=shutil.ignore_patterns("*.zarr"))
+    cal = json.loads((copy / "calibration.json").read_text())
+    cal["status"], cal["wider_by"] = status, wider_by
+    (copy / "calibration.json").write_text(json.dumps(cal))
+    manifest = json.loads((copy / "manifest.json").read_text())
+    manifest["calibration.json"] = file_sha256(copy / "calibration.json")
+    (copy / "manifest.json").write_text(json.dumps(manifest))
+    record = json.loads((copy / "record.json").read_text())
+    for key in ("calibration.json", "manifest.json"):
+        record["files"][key] = entry_hash(copy, key)
+    (copy / "record.json").write_text(json.dumps(record))
+    return copy
+
+
+def test_a_conservative_posterior_is_used_with_a_warning_and_a_failed_one_refused(run, tmp_path):
+    """The gate's two kinds of failure: a conservative posterior (usable, wider than needed) loads and its
+    answers say by how much; an overconfident or biased one is refused unless explicitly allowed."""
+    wide = _with_verdict(run, tmp_path, "conservative", {"qpo.nu0": 0.12, "qpo.rms": 0.0, "joint HPD": 0.09})
+    rp = load_run_posterior(wide)
+    assert rp.usable
+    assert not rp.passed
+    result = infer(wide, [run / "test.zarr"], index=0, n_samples=200, seed=1)
+    assert result.calibrated
+    assert result.notes[0] == (
+        "CONSERVATIVE POSTERIOR: its credible regions cover at least their level, wider than needed "
+        "(qpo.nu0 by ~12 %, the joint region by ~9 %)"
+    )
+    bad = _with_verdict(run, tmp_path, "failed", {"qpo.nu0": -0.2})
+    with pytest.raises(UncalibratedPosteriorError, match="overconfident or biased"):
+        load_run_posterior(bad)
+    assert not infer(bad, [run / "test.zarr"], n_samples=50, allow_uncalibrated=True).calibrated
+
+
 def test_cli_infer_on_event_files_of_the_trained_grid(run, tmp_path, capsys):
     import stingray
 

@@ -247,11 +247,15 @@ def _answer_sbi(run: LoadedRun, ps: Any, what: str, n_samples: int, seed: int) -
     rp = run.posterior
     x = spectrum_inputs({"power": ps}, rp.inputs, what=what)
     samples = rp.posterior.sample(x, n_samples, rng=seed)[0]
-    inf = Inference(names=rp.posterior.names, samples=samples, source=what, calibrated=rp.passed, inputs=x)
+    inf = Inference(names=rp.posterior.names, samples=samples, source=what, calibrated=rp.usable, inputs=x)
     summary = inf.summary()
     text = "; ".join(
         f"{r['parameter']} {r['median']:.3g} [{r['lo68']:.3g}, {r['hi68']:.3g}]" for r in summary
     )
+    if not rp.usable:
+        text += " [UNCALIBRATED posterior]"
+    elif not rp.passed:
+        text += " [conservative posterior: 68% intervals wider than needed]"
     return {"features": x, "posterior": tuple(summary), "prediction": text}
 
 

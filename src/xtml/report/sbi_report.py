@@ -188,7 +188,21 @@ def sbi_sections(
     if cal.get("coverage_joint_hpd"):
         cov_rows.append(["joint (HPD)"] + [fmt(v) for v in cal["coverage_joint_hpd"]] + ["-"])
     cal_body = (
-        f"<p>Verdict: <b>{html.escape(cal['status'].upper())}</b></p>"
+        f"<p>Verdict: <b>{html.escape(cal['status'].upper())}</b>"
+        + (
+            " — usable: the credible regions cover at least their level, but are wider than needed ("
+            + html.escape(
+                ", ".join(
+                    f"{'joint region' if k == 'joint HPD' else k} by ~{100 * w:.0f}%"
+                    for k, w in cal.get("wider_by", {}).items()
+                    if w > 0.005
+                )
+            )
+            + ")"
+            if cal["status"] == "conservative"
+            else ""
+        )
+        + "</p>"
         + (
             "<ul>" + "".join(f"<li>{html.escape(r)}</li>" for r in cal["reasons"]) + "</ul>"
             if cal["reasons"]

@@ -41,9 +41,10 @@ class Inference:
     source : str
         What was analysed.
     calibrated : bool
-        Whether the run's posterior passed its calibration checks.
+        Whether the run's posterior may be used: calibrated, or conservative (then ``notes`` says how much
+        wider than needed its regions are).
     notes : tuple of str
-        Warnings (unused exposure, medians at a prior bound, an uncalibrated posterior).
+        Warnings (unused exposure, medians at a prior bound, an uncalibrated or conservative posterior).
     seconds : float
         Sampling wall time.
     inputs : ndarray of shape (1, n_features)
@@ -215,15 +216,17 @@ def infer(
                 f"{name}: the posterior piles up at the prior bound [{box.low[k]:g}, {box.high[k]:g}]: the "
                 "observation may lie outside the training domain"
             )
-    if not run.passed:
+    if not run.usable:
         notes.insert(
             0, "UNCALIBRATED POSTERIOR: it failed its calibration checks; do not trust these numbers"
         )
+    elif not run.passed:
+        notes.insert(0, run.conservative_text())
     return Inference(
         names=post.names,
         samples=samples,
         source=what,
-        calibrated=run.passed,
+        calibrated=run.usable,
         notes=tuple(notes),
         seconds=seconds,
         inputs=x,

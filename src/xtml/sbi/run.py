@@ -13,7 +13,9 @@ The run folder::
       posterior/          weights.safetensors + posterior.json (NeuralPosterior.save) + inputs.json
       manifest.json       sha256 of every file of posterior/ (checked on load: a changed byte is refused)
       calibration.json    SBC, expected coverage (50/68/95 %), TARP, accuracy per parameter and rate bin,
-                          and the verdict: "passed" or "failed" with the reasons
+                          and the verdict: "passed", "conservative" (usable: the credible regions
+                          cover at least their level, wider than needed by the stated amount) or
+                          "failed" (overconfident or biased) with the reasons
       test_posteriors.npz truths, rates and posterior quantiles of every test observation, SBC ranks,
                           expected coverage at credibility levels 0.05-0.95 (for the report)
       summary.txt         the same in words
@@ -21,7 +23,8 @@ The run folder::
       scope.json          the scope gate (:mod:`xtml.critique.run_scope`), with its hash in manifest.json
 
 A posterior that fails its calibration checks is written (so it can be inspected) but marked failed:
-:func:`load_run_posterior` refuses it unless the caller explicitly accepts an uncalibrated posterior.
+:func:`load_run_posterior` refuses a failed posterior unless the caller explicitly accepts an uncalibrated
+one, and loads a conservative one (its users are told how much wider than needed its regions are).
 Simulation is resumable (the Zarr stores commit chunk by chunk): an interrupted ``xtml sbi train`` run
 again with the same arguments continues where it stopped.
 """
@@ -254,7 +257,8 @@ def _train_sbi(
     curve, curve_joint = report.coverage.coverage_at(curve_levels)
     ranks = sbc_ranks(samples, theta_test, rng=rng)
     calibration = {
-        "status": "passed" if report.passed else "failed",
+        "status": report.verdict,  # "passed", "conservative" (usable, wider than needed) or "failed"
+        "wider_by": report.wider_by,
         "reasons": list(report.reasons),
         "notes": list(report.notes),
         "thresholds": report.thresholds,
@@ -342,7 +346,10 @@ def _train_sbi(
                 f"scope gate: {summary['n_components']} principal components; flags "
                 f"{100 * summary['flag_rate']:.1f}% of the {summary['n_held_out']} held-out test observations"
             )
-    writer.add_check("calibration", report.passed, "; ".join(report.reasons) or "passed")
+    detail = "; ".join(report.reasons) or "passed"
+    if report.verdict == "conservative":
+        detail = f"conservative (usable: {report.conservative_text()}): {detail}"
+    writer.add_check("calibration", report.usable, detail)
     if log:
         log("\n".join(text[3:]))
         log(f"wrote {out}")
@@ -371,6 +378,25 @@ class RunPosterior:
     def passed(self) -> bool:
         """Whether the posterior passed its calibration checks."""
         return self.calibration.get("status") == "passed"
+
+    @property
+    def usable(self) -> bool:
+        """Calibrated, or conservative: its regions cover at least their level (wider than needed)."""
+        return self.calibration.get("status") in ("passed", "conservative")
+
+    def conservative_text(self) -> str:
+        """How much wider than needed a conservative posterior's regions are ("" when it is not)."""
+        if self.calibration.get("status") != "conservative":
+            return ""
+        wide = [
+            f"{'the joint region' if name == 'joint HPD' else name} by ~{100 * w:.0f} %"
+            for name, w in self.calibration.get("wider_by", {}).items()
+            if w > 0.005
+        ]
+        return (
+            "CONSERVATIVE POSTERIOR: its credible regions cover at least their level, wider than needed"
+            + (" (" + ", ".join(wide) + ")" if wide else "")
+        )
 
 
 def load_run_posterior(run: str | Path, *, allow_uncalibrated: bool = False) -> RunPosterior:
@@ -403,11 +429,12 @@ def load_run_posterior(run: str | Path, *, allow_uncalibrated: bool = False) -> 
                 f"{str(manifest.get(name))[:12]}...): the file was modified; refusing to load it"
             )
     calibration = json.loads((run / "calibration.json").read_text())
-    if calibration.get("status") != "passed" and not allow_uncalibrated:
+    if calibration.get("status") not in ("passed", "conservative") and not allow_uncalibrated:
         reasons = "; ".join(calibration.get("reasons", [])) or "no calibration result"
         raise UncalibratedPosteriorError(
-            f"the posterior of {run} FAILED its calibration checks ({reasons}); its answers are not "
-            "trustworthy. Pass --allow-uncalibrated to use it anyway (the output is marked)."
+            f"the posterior of {run} FAILED its calibration checks ({reasons}): it is overconfident or "
+            "biased, and its answers are not trustworthy. Pass --allow-uncalibrated to use it anyway (the "
+            "output is marked)."
         )
     return RunPosterior(
         posterior=NeuralPosterior.load(run / "posterior"),
