@@ -365,3 +365,75 @@ def test_a_posterior_from_a_newer_xtml_is_refused_naming_both_versions(posterior
     (path / "posterior.json").write_text(json.dumps(info))
     with pytest.raises(ValueError, match=rf"saved by xtml 9\.9\.0 .*this xtml {__version__} .*upgrade xtml"):
         NeuralPosterior.load(path)
+
+
+# --- recalibration -----------------------------------------------------------------------------------------
+
+
+def _coverage68(post, theta, x, seed):
+    """Fraction of the rows whose true value lies inside the central 68 % interval, per parameter."""
+    s = post.sample(x, 300, rng=seed)
+    lo, hi = np.quantile(s, [0.16, 0.84], axis=1)
+    return np.mean((theta >= lo) & (theta <= hi), axis=0)
+
+
+def _distorted(posterior, loc, scale):
+    """A copy of ``posterior`` whose base is N(loc, scale): shifted and narrowed or widened on purpose."""
+    import copy
+
+    bad = copy.deepcopy(posterior)
+    with torch.no_grad():
+        for m in bad.members:
+            m.flow.base.loc.fill_(loc)
+            m.flow.base.scale.fill_(scale)
+    bad._compiled = None
+    return bad
+
+
+def test_base_coordinates_of_a_calibrated_posterior_are_standard_normal(posterior):
+    rng = np.random.default_rng(31)
+    theta = PRIOR.sample(2000, rng)[:, :3]
+    b = posterior.base_coordinates(theta, _simulate(theta, rng))
+    assert b.shape == (1, 2000, 3)
+    for k in range(3):  # KS against N(0, 1), and the moments the recalibration would refit
+        assert stats.kstest(b[0, :, k], "norm").pvalue > 1e-3, k
+    assert np.all(np.abs(b.mean(axis=1)) < 0.1) and np.all(np.abs(b.std(axis=1) - 1) < 0.1)
+
+
+def test_recalibration_repairs_an_overconfident_biased_posterior_on_other_simulations(posterior, tmp_path):
+    rng = np.random.default_rng(32)
+    cal = PRIOR.sample(2000, rng)[:, :3]
+    x_cal = _simulate(cal, rng)
+    test = PRIOR.sample(1500, rng)[:, :3]
+    x_te = _simulate(test, rng)
+    bad = _distorted(posterior, 0.4, 0.6)  # regions 40 % too narrow and off by 0.4 base sd
+    band = 3 * np.sqrt(0.68 * 0.32 / len(test))
+    assert np.all(_coverage68(bad, test, x_te, 1) < 0.68 - band)  # the distortion is seen
+    fixed = bad.recalibrate(cal, x_cal)
+    cov = _coverage68(fixed, test, x_te, 2)
+    assert np.all(np.abs(cov - 0.68) < band), cov
+    rec = fixed.recalibration
+    assert rec["method"] == "base_gaussian" and rec["n"] == 2000
+    np.testing.assert_allclose(rec["scale"][0], 1.0, atol=0.1)  # the narrowing and the shift are undone
+    np.testing.assert_allclose(rec["loc"][0], 0.0, atol=0.15)
+    assert bad.recalibration is None and bad.members[0].flow.base.scale[0].item() == pytest.approx(0.6)
+    # still an exact density: normalised over the box, and the sampler and log_prob agree after a reload
+    theta = PRIOR.sample(50_000, rng)[:, :3]
+    log_prior = PRIOR.log_prob(np.column_stack([theta, np.full(len(theta), 3.0)]))
+    w = np.exp(fixed.log_prob(theta, x_te[0]) - log_prior)
+    assert abs(w.mean() - 1) < 4 * w.std() / np.sqrt(w.size) + 0.01
+    loaded = NeuralPosterior.load(fixed.save(tmp_path / "recal"))
+    assert loaded.recalibration == rec
+    np.testing.assert_array_equal(loaded.sample(x_te[:3], 100, rng=5), fixed.sample(x_te[:3], 100, rng=5))
+    b = loaded.base_coordinates(test, x_te)  # in the new base's units: standard normal again
+    assert np.all(np.abs(b.std(axis=1) - 1) < 0.1) and np.all(np.abs(b.mean(axis=1)) < 0.1)
+
+
+def test_recalibration_refuses_too_few_simulations_or_values_outside_the_box(posterior, data):
+    theta, x = data
+    with pytest.raises(ValueError, match="at least 30 held-out simulations .* got 12"):
+        posterior.recalibrate(theta[:12], x[:12])
+    bad = theta[:40].copy()
+    bad[2, 1] = 5.0
+    with pytest.raises(ValueError, match="outside the prior box"):
+        posterior.recalibrate(bad, x[:40])

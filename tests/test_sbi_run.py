@@ -127,6 +127,11 @@ def test_shipped_scenarios_load_and_describe_what_is_inferred(name):
         (lambda r: r["validation"].update(coverage_tolerance=2.0), "coverage_tolerance"),
         (lambda r: r["sbi"].update({"class": "noise"}), "not a class"),
         (lambda r: r.pop("sbi"), "[sbi] table"),
+        (
+            lambda r: r["sbi"].update(n_calibration=12),
+            "n_calibration must be 0 .no recalibration. or at least 40",
+        ),
+        (lambda r: r["sbi"].update(calibration_data=3), "calibration_data must be a path string"),
     ],
 )
 def test_bad_scenarios_are_refused_with_the_offending_key(change, message):
@@ -155,6 +160,19 @@ def test_run_folder_holds_the_posterior_its_checks_and_their_hashes(run):
         assert (run / name).is_file(), name
     cal = json.loads((run / "calibration.json").read_text())
     assert cal["n_test"] == 200
+    # recalibrated on its own held-out simulations (n_calibration defaults to n_test), not on the test set
+    rec = cal["recalibration"]
+    assert rec["method"] == "base_gaussian" and rec["n"] == 200
+    assert json.loads((run / "posterior" / "posterior.json").read_text())["recalibration"] == rec
+    assert np.all(np.asarray(rec["scale"]) > 0) and np.asarray(rec["scale"]).shape == (1, 4)
+    from xtml.data import open_dataset
+
+    cal_ds, test_ds = open_dataset(run / "calibration.zarr"), open_dataset(run / "test.zarr")
+    assert not np.isin(
+        np.asarray(cal_ds.array("params"))[:, 0], np.asarray(test_ds.array("params"))[:, 0]
+    ).any()
+    assert json.loads((run / "sbi.json").read_text())["n_calibration"] == 200
+    assert "recalibrated on 200 held-out simulations (not the test set)" in (run / "summary.txt").read_text()
     assert set(cal["coverage"]) == {"qpo.nu0", "qpo.rms", "broad.rms", "rate"}
     assert all(0 <= p <= 1 for p in cal["sbc_ks_pvalue"].values())
     rows = [r for r in cal["accuracy"] if r["rate_bin"] == "all"]

@@ -61,10 +61,27 @@ DEMO_SECTIONS = (
 )
 #: sizes of the full and the quick demo: detection observations (half of them the test set, every one
 #: scored by the LRT; 70 % without a QPO, so about 0.35 n QPO-free test spectra: >= 10 / fpr), the
-#: false-positive rate of the headline, SBI training and test simulations, classical fits, the CNN or not
+#: false-positive rate of the headline, SBI training, test and recalibration simulations, classical fits,
+#: the CNN or not
 SIZES: dict[str, dict[str, Any]] = {
-    "full": {"n": 3000, "fpr": 0.01, "n_train_sbi": 8000, "n_test_sbi": 400, "classical": 40, "cnn": 1},
-    "quick": {"n": 700, "fpr": 0.05, "n_train_sbi": 2000, "n_test_sbi": 200, "classical": 12, "cnn": 0},
+    "full": {
+        "n": 3000,
+        "fpr": 0.01,
+        "n_train_sbi": 8000,
+        "n_test_sbi": 400,
+        "n_cal_sbi": 1000,
+        "classical": 40,
+        "cnn": 1,
+    },
+    "quick": {
+        "n": 700,
+        "fpr": 0.05,
+        "n_train_sbi": 2000,
+        "n_test_sbi": 200,
+        "n_cal_sbi": 500,
+        "classical": 12,
+        "cnn": 0,
+    },
 }
 #: event files shipped with Stingray: a real RXTE/PCA observation (M82 X-1, 99 s at 34 ct/s) and Stingray's
 #: simulated XMM-Newton-format file ("Fake X-1", 1,026 s at 1,660 ct/s, with a PRIOR dead-time column)
@@ -182,6 +199,7 @@ def _sbi(run: Path, size: dict[str, int], progress: bool) -> dict[str, Any]:
     config = load_sbi_config(demo_config_path("sbi_demo.toml"))
     raw = config.to_dict()
     raw["sbi"]["n_train"], raw["sbi"]["n_test"] = size["n_train_sbi"], size["n_test_sbi"]
+    raw["sbi"]["n_calibration"] = size["n_cal_sbi"]
     config = SBIConfig.from_dict(raw, source=config.source)
     train_sbi_run(config, run, log=print if progress else None, n_threads=2)
     cal = json.loads((run / "calibration.json").read_text())

@@ -9,7 +9,10 @@ The run folder::
     config.toml         the resolved configuration (TOML); config.json: the same as JSON
     scenario.toml       the scenario file as given
       train.zarr/         training simulations (unless [sbi] train_data names a dataset)
-      test.zarr/          held-out simulations (dataset seed + TEST_SEED_OFFSET)
+      test.zarr/          held-out simulations (dataset seed + TEST_SEED_OFFSET): the calibration checks
+      calibration.zarr/   other held-out simulations (seed + CALIBRATION_SEED_OFFSET) on which the trained
+                          posterior is recalibrated (NeuralPosterior.recalibrate) before it is saved and
+                          checked on the test set ([sbi] n_calibration = 0: no recalibration)
       posterior/          weights.safetensors + posterior.json (NeuralPosterior.save) + inputs.json
       manifest.json       sha256 of every file of posterior/ (checked on load: a changed byte is refused)
       calibration.json    SBC, expected coverage (50/68/95 %), TARP, accuracy per parameter and rate bin,
@@ -47,7 +50,7 @@ from numpy.typing import NDArray
 from xtml.psd import JointPrior
 from xtml.runs.hashing import file_sha256
 from xtml.sbi.inputs import InputSpec, dataset_inputs
-from xtml.sbi.scenario import TEST_SEED_OFFSET, SBIConfig
+from xtml.sbi.scenario import CALIBRATION_SEED_OFFSET, TEST_SEED_OFFSET, SBIConfig
 
 __all__ = [
     "QUANTILES",
@@ -104,8 +107,11 @@ def _dataset(config: SBIConfig, which: str, out: Path, log: Callable[[str], None
                 "scenario's simulation tables (compare its config with the scenario file)"
             )
         return ds
-    n = config.sbi.n_train if which == "train" else config.sbi.n_test
-    seed = config.simulation.dataset.seed + (0 if which == "train" else TEST_SEED_OFFSET)
+    n = {"train": config.sbi.n_train, "test": config.sbi.n_test, "calibration": config.sbi.n_calibration}[
+        which
+    ]
+    offset = {"train": 0, "test": TEST_SEED_OFFSET, "calibration": CALIBRATION_SEED_OFFSET}[which]
+    seed = config.simulation.dataset.seed + offset
     path = out / f"{which}.zarr"
     if log:
         log(f"simulating {n} {which} observations into {path} (resumable)")
@@ -163,12 +169,13 @@ def train_sbi_run(
     seeds = {
         "train_data": config.simulation.dataset.seed,
         "test_data": config.simulation.dataset.seed + TEST_SEED_OFFSET,
+        "calibration_data": config.simulation.dataset.seed + CALIBRATION_SEED_OFFSET,
         "validation": config.validation.seed,
         "npe": dict(config.npe).get("seed", 0),
     }
     inputs = {
         f"{which}_data": getattr(config.sbi, f"{which}_data")
-        for which in ("train", "test")
+        for which in ("train", "test", "calibration")
         if getattr(config.sbi, f"{which}_data") is not None
     }
     cmd = command or api_command("sbi.train_sbi_run", out=out)
@@ -200,6 +207,7 @@ def _train_sbi(
     t0 = time.perf_counter()
     train_ds = _dataset(config, "train", out, log)
     test_ds = _dataset(config, "test", out, log)
+    cal_ds = _dataset(config, "calibration", out, log) if config.sbi.n_calibration else None
     t_sim = time.perf_counter() - t0
     names = config.sbi.parameters
     spec = InputSpec.from_dataset(train_ds, config.sbi.channels, config.sbi.scalars)
@@ -226,6 +234,20 @@ def _train_sbi(
     t1 = time.perf_counter()
     posterior = train_npe(theta, x, box, npe_config, progress=log is not None, n_threads=n_threads)
     t_train = time.perf_counter() - t1
+    recal_text = ""
+    if cal_ds is not None:
+        rows_cal = _rows_of_class(cal_ds, config.sbi.class_name)
+        raw = posterior
+        posterior = raw.recalibrate(_theta(cal_ds, names, rows_cal), dataset_inputs(cal_ds, spec, rows_cal))
+        spread = np.asarray(posterior.recalibration["scale"]) / np.asarray(
+            [m.flow.base.scale.double().numpy() for m in raw.members]
+        )
+        recal_text = (
+            f"recalibrated on {rows_cal.size} held-out simulations (not the test set): base spread "
+            f"x{spread.min():.3f} to x{spread.max():.3f} across members and coordinates"
+        )
+        if log:
+            log(recal_text)
     post_dir = posterior.save(out / "posterior")
     (post_dir / "inputs.json").write_text(json.dumps(spec.to_dict()))
 
@@ -269,6 +291,7 @@ def _train_sbi(
         "coverage_joint_hpd": None if joint is None else joint.tolist(),
         "sbc_ks_pvalue": dict(zip(names, report.sbc.ks_pvalue.tolist(), strict=True)),
         "tarp": _tarp_dict(tarp_result),
+        "recalibration": posterior.recalibration,
         "accuracy": [row.to_dict() for row in table],
         "seconds": {
             "simulate": t_sim,
@@ -306,6 +329,7 @@ def _train_sbi(
             f"member {k}: {h['n_epochs']} epochs (best {h['best_epoch']})"
             for k, h in enumerate(posterior.history)
         ),
+        *([recal_text] if recal_text else []),
         str(report),
         "",
         to_markdown(table),
@@ -318,9 +342,14 @@ def _train_sbi(
         "versions": versions(),
         "platform": platform.platform(),
         # relative to the run folder: no absolute path of this machine travels with the run
-        "datasets": {"train": relative_path(train_ds.path, out), "test": relative_path(test_ds.path, out)},
+        "datasets": {
+            "train": relative_path(train_ds.path, out),
+            "test": relative_path(test_ds.path, out),
+            **({"calibration": relative_path(cal_ds.path, out)} if cal_ds is not None else {}),
+        },
         "n_train": int(theta.shape[0]),
         "n_test": int(theta_test.shape[0]),
+        "n_calibration": 0 if posterior.recalibration is None else posterior.recalibration["n"],
         "seconds": calibration["seconds"],
         "calibration": calibration["status"],
     }

@@ -9,12 +9,15 @@ so the file says everything needed to re-create the posterior:
     [sbi]
     n_train = 100000            # simulations for training (10% of them validate early stopping)
     n_test = 1000               # held-out simulations for the calibration checks
+    n_calibration = 1000        # other held-out simulations that recalibrate the posterior (0: none;
+                                # default: n_test)
     class = "qpo"               # the class whose parameters are inferred (default: the only class)
     parameters = ["qpo.nu0", "qpo.q", "qpo.rms", "broad.nu_max", "broad.rms", "rate"]
     channels = ["power", "cospectrum"]   # spectra on the frequency grid fed to the embedding
     scalars = ["log_mean_rate"]          # per-observation numbers fed next to them
     # train_data = "data/train.zarr"     # optional: an existing dataset instead of simulating
     # test_data = "data/test.zarr"
+    # calibration_data = "data/cal.zarr"
 
     [npe]                       # keys of xtml.sbi.density.NPEConfig
     flow = "nsf"
@@ -27,7 +30,8 @@ so the file says everything needed to re-create the posterior:
     sbc_alpha = 0.01
 
 Unknown keys are errors that list the valid ones; errors name the file.  The test simulations use the
-dataset seed plus :data:`TEST_SEED_OFFSET`, so they never repeat a training simulation.
+dataset seed plus :data:`TEST_SEED_OFFSET`, the calibration simulations the seed plus
+:data:`CALIBRATION_SEED_OFFSET`, so no set repeats a simulation of another.
 """
 
 from __future__ import annotations
@@ -42,10 +46,29 @@ from xtml.data.config import SimulationConfig, _check_keys
 from xtml.psd import Fixed
 from xtml.sbi.inputs import CHANNELS, SCALARS
 
-__all__ = ["TEST_SEED_OFFSET", "SBIConfig", "SBISpec", "ValidationSpec", "load_sbi_config"]
+__all__ = [
+    "CALIBRATION_SEED_OFFSET",
+    "TEST_SEED_OFFSET",
+    "SBIConfig",
+    "SBISpec",
+    "ValidationSpec",
+    "load_sbi_config",
+]
 
 TEST_SEED_OFFSET = 1_000_003
-_SBI_KEYS = ("n_train", "n_test", "class", "parameters", "channels", "scalars", "train_data", "test_data")
+CALIBRATION_SEED_OFFSET = 2_000_029
+_SBI_KEYS = (
+    "n_train",
+    "n_test",
+    "n_calibration",
+    "class",
+    "parameters",
+    "channels",
+    "scalars",
+    "train_data",
+    "test_data",
+    "calibration_data",
+)
 _VALIDATION_KEYS = ("n_samples", "coverage_tolerance", "sbc_alpha", "seed")
 
 
@@ -61,6 +84,8 @@ class SBISpec:
     scalars: tuple[str, ...] = ("log_mean_rate",)
     train_data: str | None = None
     test_data: str | None = None
+    n_calibration: int = 0
+    calibration_data: str | None = None
 
 
 @dataclass(frozen=True)
@@ -95,12 +120,13 @@ class SBIConfig:
         sbi: dict[str, Any] = {
             "n_train": s.n_train,
             "n_test": s.n_test,
+            "n_calibration": s.n_calibration,
             "class": s.class_name,
             "parameters": list(s.parameters),
             "channels": list(s.channels),
             "scalars": list(s.scalars),
         }
-        for key in ("train_data", "test_data"):
+        for key in ("train_data", "test_data", "calibration_data"):
             if getattr(s, key) is not None:
                 sbi[key] = getattr(s, key)
         v = self.validation
@@ -190,12 +216,21 @@ def _sbi_spec(t: Mapping[str, Any], sim: SimulationConfig) -> SBISpec:
     for s in scalars:
         if s not in SCALARS:
             raise ValueError(f"[{w}] scalar {s!r} is not one of {list(SCALARS)}")
-    for key in ("train_data", "test_data"):
+    for key in ("train_data", "test_data", "calibration_data"):
         if key in t and not isinstance(t[key], str):
             raise ValueError(f"[{w}] {key} must be a path string; got {t[key]!r}")
+    n_test = _int(t, "n_test", 1000, 10, w)
+    n_cal = _int(t, "n_calibration", n_test, 0, w)
+    if 0 < n_cal < 10 * len(params):
+        raise ValueError(
+            f"[{w}] n_calibration must be 0 (no recalibration) or at least {10 * len(params)} "
+            f"(10 per inferred parameter); got {n_cal}"
+        )
     return SBISpec(
         n_train=_int(t, "n_train", None, 10, w),
-        n_test=_int(t, "n_test", 1000, 10, w),
+        n_test=n_test,
+        n_calibration=n_cal,
+        calibration_data=t.get("calibration_data"),
         class_name=name,
         parameters=params,
         channels=channels,
