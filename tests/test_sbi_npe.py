@@ -413,8 +413,9 @@ def test_recalibration_repairs_an_overconfident_biased_posterior_on_other_simula
     cov = _coverage68(fixed, test, x_te, 2)
     assert np.all(np.abs(cov - 0.68) < band), cov
     rec = fixed.recalibration
-    assert rec["method"] == "base_gaussian" and rec["n"] == 2000
-    np.testing.assert_allclose(rec["scale"][0], 1.0, atol=0.1)  # the narrowing and the shift are undone
+    assert rec["method"] == "base_gaussian" and rec["n"] == 2000 and rec["covariance"] == "full"
+    cov = np.asarray(rec["chol"][0]) @ np.asarray(rec["chol"][0]).T
+    np.testing.assert_allclose(cov, np.eye(3), atol=0.12)  # the narrowing and the shift are undone
     np.testing.assert_allclose(rec["loc"][0], 0.0, atol=0.15)
     assert bad.recalibration is None and bad.members[0].flow.base.scale[0].item() == pytest.approx(0.6)
     # still an exact density: normalised over the box, and the sampler and log_prob agree after a reload
@@ -425,6 +426,17 @@ def test_recalibration_repairs_an_overconfident_biased_posterior_on_other_simula
     loaded = NeuralPosterior.load(fixed.save(tmp_path / "recal"))
     assert loaded.recalibration == rec
     np.testing.assert_array_equal(loaded.sample(x_te[:3], 100, rng=5), fixed.sample(x_te[:3], 100, rng=5))
+    # zuko's sampler through the recalibrated base gives the compiled sampler's draws (the same noise)
+    slow = NeuralPosterior.load(tmp_path / "recal")
+    slow.fast_sampling = False
+    np.testing.assert_allclose(
+        slow.sample(x_te[:3], 100, rng=5), fixed.sample(x_te[:3], 100, rng=5), atol=1e-4
+    )
+    # sampler and density agree: E_q[prior / q] = 1 over the draws of q (the prior integrates to 1)
+    draws = fixed.sample(x_te[0], 20_000, rng=6)[0]
+    log_prior = PRIOR.log_prob(np.column_stack([draws, np.full(len(draws), 3.0)]))
+    w = np.exp(log_prior - fixed.log_prob(draws, x_te[0]))
+    assert abs(w.mean() - 1) < 4 * w.std() / np.sqrt(w.size) + 0.01
     b = loaded.base_coordinates(test, x_te)  # in the new base's units: standard normal again
     assert np.all(np.abs(b.std(axis=1) - 1) < 0.1) and np.all(np.abs(b.mean(axis=1)) < 0.1)
 
@@ -437,3 +449,38 @@ def test_recalibration_refuses_too_few_simulations_or_values_outside_the_box(pos
     bad[2, 1] = 5.0
     with pytest.raises(ValueError, match="outside the prior box"):
         posterior.recalibrate(bad, x[:40])
+
+
+def test_a_full_covariance_refit_repairs_wrong_correlations_that_a_diagonal_one_cannot(posterior):
+    from xtml.sbi.diagnostics import expected_coverage
+
+    rng = np.random.default_rng(33)
+    cal = PRIOR.sample(2000, rng)[:, :3]
+    x_cal = _simulate(cal, rng)
+    test = PRIOR.sample(800, rng)[:, :3]
+    x_te = _simulate(test, rng)
+    # a posterior whose base is correlated (0.8 between the first two axes) while the truth is not
+    chol = np.linalg.cholesky(np.array([[1.0, 0.8, 0.0], [0.8, 1.0, 0.0], [0.0, 0.0, 1.0]]))
+    bad = NeuralPosterior(
+        posterior.config,
+        posterior.box,
+        posterior.members,
+        x_mean=posterior.x_mean,
+        x_std=posterior.x_std,
+        z_mean=posterior.z_mean,
+        z_std=posterior.z_std,
+        recalibration={"method": "base_gaussian", "n": 0, "loc": [[0.0] * 3], "chol": [chol.tolist()]},
+    )
+
+    def joint50(post):
+        s = post.sample(x_te, 200, rng=3)
+        lp = np.stack([post.log_prob(a, b) for a, b in zip(s, x_te, strict=True)])
+        cov = expected_coverage(s, test, log_prob_samples=lp, log_prob_truth=post.log_prob(test, x_te))
+        return cov.coverage_at(np.array([0.5]))[1][0]
+
+    band = 3 * np.sqrt(0.25 / len(test))
+    assert joint50(bad) < 0.5 - band  # the wrong correlation shows in the joint region
+    assert joint50(bad.recalibrate(cal, x_cal, covariance="diagonal")) < 0.5 - band  # variances are right
+    assert abs(joint50(bad.recalibrate(cal, x_cal)) - 0.5) < band
+    with pytest.raises(ValueError, match="covariance must be 'full' or 'diagonal'; got 'banded'"):
+        bad.recalibrate(cal, x_cal, covariance="banded")

@@ -80,6 +80,14 @@ class ObservationSpec:
         (Bachetti & Huppenkothen 2018).
     red_noise_factor, alias_factor : int
         Oversampling in duration and time resolution (see ``xtml.simulate.simulate_rate``).
+    independent_segments : bool
+        Simulate each of the ``n_segments`` segments as its own light curve (``red_noise_factor`` times
+        the segment, the first segment's worth kept) instead of cutting them from one light curve of the
+        whole observation (the default, as a real observation is). With ``red_noise_factor = 1`` each
+        segment is then a periodic Timmer & Koenig realisation, whose periodogram is exactly the
+        exponential law of the PSD: the exact Whittle likelihood holds (SBI scenario (a), where MCMC is
+        the reference). Contiguous segments of one process leak power between frequencies (the Fejér
+        window of a segment), which no Whittle likelihood models.
     norm : {"leahy", "frac", "abs"}
     rebin_linear : int
         Average this many adjacent frequencies (1 = none).
@@ -96,6 +104,7 @@ class ObservationSpec:
     norm: Norm = "leahy"
     rebin_linear: int = 1
     rebin_log: float = 0.0
+    independent_segments: bool = False
 
     @property
     def n_bins(self) -> int:
@@ -176,6 +185,8 @@ class SimulationConfig:
                 "norm": o.norm,
                 "rebin_linear": o.rebin_linear,
                 "rebin_log": o.rebin_log,
+                # written only when set: configurations (and their hashes) from before it are unchanged
+                **({"independent_segments": True} if o.independent_segments else {}),
             },
             "rate": self.rate.to_config(),
             "classes": {
@@ -248,6 +259,7 @@ def _observation(t: Mapping[str, Any]) -> ObservationSpec:
         norm=norm,
         rebin_linear=linear,
         rebin_log=rebin_log,
+        independent_segments=_get_bool(t, "independent_segments", False, w),
     )
 
 

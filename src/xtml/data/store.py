@@ -133,16 +133,20 @@ def simulate_chunk(
         if idx.size == 0:
             continue
         rate_rng, photon_rng = sim_rngs[c].spawn(2)
-        rate, clipped[idx] = simulate_rate(
+        # independent segments: one light curve per segment (rows observation by observation)
+        pieces = o.n_segments * per_obs if o.independent_segments else 1
+        rate, n_clip = simulate_rate(
             spec.model,
-            theta,
-            mean_rate=params[idx, 0],
+            np.repeat(theta, pieces, axis=0),
+            mean_rate=np.repeat(params[idx, 0], pieces),
             dt=o.dt / fine,
-            n_bins=o.n_bins * per_obs * fine,
+            n_bins=o.n_bins * per_obs * fine // pieces,
             rng=rate_rng,
             red_noise_factor=o.red_noise_factor,
             alias_factor=o.alias_factor // fine,
         )
+        rate = rate.reshape(idx.size, -1)
+        clipped[idx] = n_clip.reshape(idx.size, pieces).sum(axis=1)
         detected = observe(rate, o.dt / fine, det, photon_rng, bin_factor=fine)
         counts[idx] = detected.counts
         live[idx] = detected.live_time / per_obs

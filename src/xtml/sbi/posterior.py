@@ -7,7 +7,6 @@ configuration, standardisation, box, parameter names and the xtml version): no p
 
 from __future__ import annotations
 
-import copy
 import json
 import math
 from collections.abc import Mapping, Sequence
@@ -57,6 +56,33 @@ def _rows(name: str, value: ArrayLike, n_columns: int, what: str) -> NDArray[np.
     return arr
 
 
+def _recalibration_affine(
+    rec: Mapping[str, Any] | None, k_members: int, d: int
+) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """The recalibrated bases (loc (K, d), lower Cholesky factor (K, d, d)) of a recalibration record."""
+    if rec is None:
+        return None
+    loc = torch.as_tensor(np.asarray(rec["loc"], dtype=np.float64))
+    chol = torch.as_tensor(np.asarray(rec["chol"], dtype=np.float64))
+    if loc.shape != (k_members, d) or chol.shape != (k_members, d, d):
+        raise ValueError(
+            f"recalibration has loc {tuple(loc.shape)} and chol {tuple(chol.shape)}; expected "
+            f"({k_members}, {d}) and ({k_members}, {d}, {d}) for {k_members} members and {d} parameters"
+        )
+    diag = torch.diagonal(chol, dim1=-2, dim2=-1)
+    if not torch.all(diag > 0) or not torch.allclose(chol, torch.tril(chol)):
+        raise ValueError("recalibration chol must be lower-triangular with a positive diagonal")
+    return loc, chol
+
+
+def _gaussian_log_prob(z: torch.Tensor, loc: torch.Tensor, chol: torch.Tensor) -> torch.Tensor:
+    """log N(z; loc, chol chol^T) of rows ``z`` (n, d)."""
+    w = torch.linalg.solve_triangular(chol, (z - loc).T, upper=False).T
+    d = z.shape[-1]
+    log_det = torch.log(torch.diagonal(chol)).sum()
+    return -0.5 * (w**2).sum(dim=-1) - log_det - 0.5 * d * math.log(2 * math.pi)
+
+
 class NeuralPosterior:
     """A trained NPE posterior: an ensemble of conditional flows with its standardisation and prior box.
 
@@ -85,7 +111,8 @@ class NeuralPosterior:
         in ``bench/bench_npe.py``).
     recalibration : dict or None
         The base refit of :meth:`recalibrate` (``n``: the held-out simulations it was fitted on;
-        ``loc``, ``scale``: per member and base coordinate), or None for the trained flows as they are.
+        ``covariance``: "full" or "diagonal"; per member, ``loc`` and the lower Cholesky factor ``chol``
+        of the base Gaussian that replaces the trained one), or None for the trained flows as they are.
     fast_sampling : bool
         Sample through :mod:`xtml.sbi.fastflow` (default True): the members' flows are compiled once
         (again whenever a weight changes), stacked and inverted stage by stage, several times faster than
@@ -113,6 +140,7 @@ class NeuralPosterior:
         self.n_features = int(self.x_mean.size)
         self.history = [dict(h) for h in history]
         self.recalibration = None if recalibration is None else dict(recalibration)
+        self._affine = _recalibration_affine(self.recalibration, len(self.members), box.n_params)
         self.n_threads: int | None = None
         self.fast_sampling = True
         self._compiled: tuple[tuple[int, ...], CompiledFlow | None] | None = None
@@ -165,10 +193,29 @@ class NeuralPosterior:
         for k, mk in enumerate(ms):  # zuko's order: member by member, (m_k, b, d) each
             if mk:
                 eps[k, : mk * b] = torch.randn((mk * b, d), generator=gen, dtype=eps.dtype)
-        z = eps * compiled.scale[:, None, :] + compiled.loc[:, None, :]
+        if self._affine is None:
+            z = eps * compiled.scale[:, None, :] + compiled.loc[:, None, :]
+        else:
+            loc, chol = (a.to(eps.dtype) for a in self._affine)
+            z = torch.einsum("kij,knj->kni", chol, eps) + loc[:, None, :]
         context = torch.stack(contexts)  # (K, b, C); row i * b + j of the draws has context j
         shared = context if b == 1 else context.repeat(1, m, 1)
         return compiled.inverse(z, shared).view(k_members, m, b, d)
+
+    def _draw_zuko(self, k: int, dist: Any, m: int) -> NDArray[np.float32]:
+        """``m`` draws of member ``k``'s distribution ``dist`` (zuko), through its recalibrated base."""
+        if self._affine is None:
+            return dist.sample((m,)).numpy()
+        loc, chol = (a[k].to(torch.float32) for a in self._affine)
+        eps = torch.randn((m, *dist.base.batch_shape, loc.shape[0]))
+        return dist.transform.inv(eps @ chol.T + loc).numpy()
+
+    def _member_log_prob(self, k: int, dist: Any, u: torch.Tensor) -> torch.Tensor:
+        """Member ``k``'s log density of the standardised parameters ``u``, with its recalibrated base."""
+        if self._affine is None:
+            return dist.log_prob(u)
+        z, ladj = dist.transform.call_and_ladj(u)
+        return _gaussian_log_prob(z.double(), self._affine[0][k], self._affine[1][k]) + ladj.double()
 
     def sample(
         self, x_obs: ArrayLike, n: int, rng: np.random.Generator | int | None = None
@@ -212,8 +259,8 @@ class NeuralPosterior:
                     with torch.random.fork_rng(devices=[]):
                         torch.default_generator.set_state(noise.get_state())
                         draws = [
-                            member.flow(c).sample((mk,)).numpy() if mk else None
-                            for member, c, mk in zip(self.members, contexts, ms, strict=True)
+                            self._draw_zuko(k, member.flow(c), mk) if mk else None
+                            for k, (member, c, mk) in enumerate(zip(self.members, contexts, ms, strict=True))
                         ]
                         noise.set_state(torch.default_generator.get_state())
                 filled = np.zeros(sl.stop - start, dtype=np.int64)
@@ -263,7 +310,7 @@ class NeuralPosterior:
                         context = self._contexts(member, xs[start : start + INFERENCE_BATCH])
                     else:
                         context = shared.expand(ub.shape[0], -1)
-                    parts.append(member.flow(context).log_prob(ub).double())
+                    parts.append(self._member_log_prob(k, member.flow(context), ub).double())
                 log_q[k] = torch.cat(parts).numpy()
         mixture = np.logaddexp.reduce(log_q, axis=0) - math.log(len(self.members))
         out = mixture - np.log(self.z_std).sum() + self.box.log_det_jacobian(t)
@@ -271,7 +318,8 @@ class NeuralPosterior:
 
     def base_coordinates(self, theta: ArrayLike, x: ArrayLike) -> NDArray[np.float64]:
         r"""Each member's flow applied to ``theta`` given ``x``: the base-space points (K, n, n_params),
-        standardised by the member's current base (``(T_k(u) - loc_k) / scale_k``).
+        standardised by the member's current base (``(T_k(u) - loc_k) / scale_k``, or whitened by the
+        Cholesky factor of a recalibrated base).
 
         For a calibrated member and ``(theta, x)`` drawn from the prior and the simulator, these are
         independent standard normal draws: :math:`\theta` is then a draw from the posterior, and the flow
@@ -290,30 +338,38 @@ class NeuralPosterior:
             xs, ut = self._standard_x(xr), torch.from_numpy(u)
             for k, member in enumerate(self.members):
                 member.eval()
-                base = member.flow.base()
                 parts = []
                 for start in range(0, t.shape[0], INFERENCE_BATCH):
                     sl = slice(start, start + INFERENCE_BATCH)
                     parts.append(member.flow(self._contexts(member, xs[sl])).transform(ut[sl]))
-                z = torch.cat(parts)
-                out[k] = ((z - base.base_dist.loc) / base.base_dist.scale).double().numpy()
+                z = torch.cat(parts).double()
+                if self._affine is None:
+                    base = member.flow.base()
+                    z = (z - base.base_dist.loc.double()) / base.base_dist.scale.double()
+                else:  # whitened by the recalibrated base
+                    loc, chol = self._affine[0][k], self._affine[1][k]
+                    z = torch.linalg.solve_triangular(chol, (z - loc).T, upper=False).T
+                out[k] = z.numpy()
         return out
 
-    def recalibrate(self, theta: ArrayLike, x: ArrayLike) -> NeuralPosterior:
+    def recalibrate(self, theta: ArrayLike, x: ArrayLike, *, covariance: str = "full") -> NeuralPosterior:
         r"""A copy whose members' base Gaussians are refitted on held-out simulations ``(theta, x)``.
 
         Each member :math:`k` is a flow :math:`u = T_k^{-1}(b)` of a base :math:`b \sim
         \mathcal N(0, I)`. On simulations drawn from the prior and the simulator, a calibrated member maps
         the true parameters onto standard normal base points (:meth:`base_coordinates`); a member that is
-        overconfident maps them onto points spread wider than 1, a biased one onto points off 0. The
-        recalibration replaces the base by the normal with the mean and standard deviation of those points
-        (per base coordinate): an exact density again (sampling and :meth:`log_prob` stay consistent),
-        whose regions are widened (or narrowed) and shifted by what the held-out simulations showed.
+        overconfident maps them onto points spread wider than 1, a biased one onto points off 0, one whose
+        correlations are wrong onto correlated points. The recalibration replaces the base by the normal
+        with the mean and the covariance of those points (``covariance="full"``; ``"diagonal"``: their
+        variances only): an exact density again (sampling and :meth:`log_prob` stay consistent), whose
+        regions are widened (or narrowed), shifted and rotated by what the held-out simulations showed. The
+        flows' weights are unchanged; the fit is stored in :attr:`recalibration` (``posterior.json``).
 
         It is fitted on simulations that must not be those the calibration is then judged on: ``xtml sbi
         train`` fits it on a calibration set of its own and checks the result on the test set. It corrects
         a miscalibration common to the prior's range, not one that changes sign across it (the test set's
-        checks, per parameter and count-rate bin, show what remains).
+        checks, per parameter and count-rate bin, show what remains). A recalibrated posterior can be
+        recalibrated again (the fits compose).
 
         Parameters
         ----------
@@ -321,44 +377,64 @@ class NeuralPosterior:
             True parameters of the held-out simulations (inside the prior box).
         x : array-like of shape (n, n_features)
             Their features.
+        covariance : {"full", "diagonal"}
+            Refit the base's full covariance (default) or its variances only.
 
         Returns
         -------
         NeuralPosterior
-            The recalibrated posterior (this one is left unchanged); its :attr:`recalibration` records
-            the fit.
+            The recalibrated posterior (this one is left unchanged; the members are shared, not copied).
         """
+        if covariance not in ("full", "diagonal"):
+            raise ValueError(f"covariance must be 'full' or 'diagonal'; got {covariance!r}")
         t = _rows("theta", theta, self.box.n_params, "parameters")
-        if t.shape[0] < 10 * self.box.n_params:
+        d = self.box.n_params
+        if t.shape[0] < 10 * d:
             raise ValueError(
-                f"recalibration needs at least {10 * self.box.n_params} held-out simulations "
+                f"recalibration needs at least {10 * d} held-out simulations "
                 f"(10 per parameter); got {t.shape[0]}"
             )
-        b = self.base_coordinates(t, x)  # (K, n, d), in each member's current base units
-        members = [copy.deepcopy(m) for m in self.members]
-        locs, scales = [], []
-        with torch.no_grad():
-            for member, bk in zip(members, b, strict=True):
-                base = member.flow.base
-                loc0, scale0 = base.loc.double().numpy(), base.scale.double().numpy()
-                loc = loc0 + scale0 * bk.mean(axis=0)
-                scale = scale0 * bk.std(axis=0, ddof=1)
-                base.loc.copy_(torch.from_numpy(loc).to(base.loc.dtype))
-                base.scale.copy_(torch.from_numpy(scale).to(base.scale.dtype))
-                locs.append(loc.tolist())
-                scales.append(scale.tolist())
+        b = self.base_coordinates(t, x)  # (K, n, d), whitened by each member's current base
+        locs, chols = [], []
+        for k, bk in enumerate(b):
+            loc0, chol0 = self._base_affine(k)
+            cov = np.cov(bk, rowvar=False).reshape(d, d)
+            if covariance == "diagonal":
+                cov = np.diag(np.diag(cov))
+            try:
+                chol = np.linalg.cholesky(cov)
+            except np.linalg.LinAlgError:
+                raise ValueError(
+                    "the held-out simulations' base points have a singular covariance: the parameters "
+                    "are degenerate in them (too few simulations, or repeated ones)"
+                ) from None
+            locs.append((loc0 + chol0 @ bk.mean(axis=0)).tolist())
+            chols.append((chol0 @ chol).tolist())
         return type(self)(
             self.config,
             self.box,
-            members,
+            self.members,
             x_mean=self.x_mean,
             x_std=self.x_std,
             z_mean=self.z_mean,
             z_std=self.z_std,
             history=self.history,
-            recalibration={"method": "base_gaussian", "n": int(t.shape[0]), "loc": locs, "scale": scales},
+            recalibration={
+                "method": "base_gaussian",
+                "covariance": covariance,
+                "n": int(t.shape[0]),
+                "loc": locs,
+                "chol": chols,
+            },
             xtml_version=self.xtml_version,
         )
+
+    def _base_affine(self, k: int) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+        """Member ``k``'s base as ``loc + chol @ eps``: the recalibrated one, or the trained diagonal."""
+        if self._affine is not None:
+            return self._affine[0][k].numpy(), self._affine[1][k].numpy()
+        base = self.members[k].flow.base
+        return base.loc.double().numpy(), np.diag(base.scale.double().numpy())
 
     def save(self, path_dir: str | Path) -> Path:
         """Write ``weights.safetensors`` and ``posterior.json`` to the folder ``path_dir`` (created)."""

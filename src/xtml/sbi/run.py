@@ -237,11 +237,11 @@ def _train_sbi(
     recal_text = ""
     if cal_ds is not None:
         rows_cal = _rows_of_class(cal_ds, config.sbi.class_name)
-        raw = posterior
-        posterior = raw.recalibrate(_theta(cal_ds, names, rows_cal), dataset_inputs(cal_ds, spec, rows_cal))
-        spread = np.asarray(posterior.recalibration["scale"]) / np.asarray(
-            [m.flow.base.scale.double().numpy() for m in raw.members]
+        posterior = posterior.recalibrate(
+            _theta(cal_ds, names, rows_cal), dataset_inputs(cal_ds, spec, rows_cal)
         )
+        chol = np.asarray(posterior.recalibration["chol"])  # (K, d, d): the new base's spread per axis
+        spread = np.sqrt(np.einsum("kij,kij->ki", chol, chol))
         recal_text = (
             f"recalibrated on {rows_cal.size} held-out simulations (not the test set): base spread "
             f"x{spread.min():.3f} to x{spread.max():.3f} across members and coordinates"
