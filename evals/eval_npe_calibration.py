@@ -10,15 +10,16 @@ Usage::
 pool and a *test* pool of ``XTML_EVAL_HELD_OUT`` simulations each (default 2,000), with seeds of their
 own. Each variant (a JSON list of objects: ``n`` training simulations plus any keys of
 :class:`xtml.sbi.density.NPEConfig` overriding the scenario's ``[npe]``) is trained on the first ``n`` of
-the training pool and judged on the test pool twice: as trained, and recalibrated
-(:meth:`xtml.sbi.posterior.NeuralPosterior.recalibrate`) on the calibration pool. The recalibration is
+the training pool and judged on the test pool three times: as trained, and recalibrated
+(:meth:`xtml.sbi.posterior.NeuralPosterior.recalibrate`) on the calibration pool with a diagonal and with a
+full covariance. The recalibration is
 fitted on the calibration pool only; the test pool judges it and is never used to choose anything.
 
 Judged: SBC rank KS p-value and the standard deviation of the standardised truths per parameter; marginal
 and joint-HPD expected coverage at 50 / 68 / 95 % against the 3-sigma binomial band of the test pool;
 the gate's verdict (:func:`xtml.sbi.diagnostics.check_calibration`, thresholds unchanged); training time.
 
-Results: one JSON line per (variant, recalibrated or not) in ``results.jsonl`` (a variant already there is
+Results: one JSON line per (variant, recalibration) in ``results.jsonl`` (a variant already there is
 skipped, so the study resumes) and the table ``study.md`` (recorded in BENCHMARKS.md).
 Environment: ``XTML_EVAL_DIR`` (output root), ``XTML_EVAL_HELD_OUT``, ``XTML_EVAL_THREADS`` (torch threads,
 default 2), ``XTML_EVAL_SAMPLES`` (posterior draws per test observation, default 500).
@@ -154,8 +155,8 @@ def run(scenario: str, variants: list[dict[str, Any]]) -> Path:
         post = train_npe(theta[: v["n"]], x[: v["n"]], box, conf, n_threads=THREADS)
         train_s = time.perf_counter() - t
         epochs = [h["n_epochs"] for h in post.history]
-        for recal in (False, True):
-            p = post.recalibrate(theta_c, x_c) if recal else post
+        for recal in (False, "diagonal", "full"):
+            p = post.recalibrate(theta_c, x_c, covariance=recal) if recal else post
             rec = {
                 "key": key(v),
                 "scenario": scenario,
@@ -170,7 +171,8 @@ def run(scenario: str, variants: list[dict[str, Any]]) -> Path:
                 **judge(p, theta_t, x_t, names),
             }
             if recal:
-                rec["base_scale"] = np.round(np.asarray(p.recalibration["scale"]), 3).tolist()
+                chol = np.asarray(p.recalibration["chol"])
+                rec["base_spread"] = np.round(np.sqrt(np.einsum("kij,kij->ki", chol, chol)), 3).tolist()
                 rec["base_loc"] = np.round(np.asarray(p.recalibration["loc"]), 3).tolist()
             with results.open("a") as f:
                 f.write(json.dumps(rec) + "\n")
@@ -188,7 +190,7 @@ def write_table(out: Path) -> None:
     )
     lines = [head]
     for r in sorted(
-        rows, key=lambda r: (r["n"], r["npe"]["n_ensemble"], r["npe"]["embedding"], r["recalibrated"])
+        rows, key=lambda r: (r["n"], r["npe"]["n_ensemble"], r["npe"]["embedding"], str(r["recalibrated"]))
     ):
         dev = np.array(list(r["marginal"].values())) - 100 * np.array(LEVELS)
         worst = [dev[np.abs(dev[:, j]).argmax(), j] for j in range(len(LEVELS))]
@@ -196,7 +198,8 @@ def write_table(out: Path) -> None:
         joint = "-" if r["joint"] is None else " / ".join(f"{c:.1f}" for c in r["joint"])
         lines.append(
             f"| {r['n']:,} | {r['npe']['embedding']} | {r['npe']['n_ensemble']} | "
-            f"{'yes (' + str(r['n_calibration']) + ')' if r['recalibrated'] else 'no'} | {r['train_s']} | "
+            f"{r['recalibrated'] + ' (' + str(r['n_calibration']) + ')' if r['recalibrated'] else 'no'} | "
+            f"{r['train_s']} | "
             f"{min(r['sbc_p'].values()):.3f} | {min(z):.2f}-{max(z):.2f} | "
             f"{' / '.join(f'{d:+.1f}' for d in worst)} | {joint} | {'yes' if r['in_band'] else 'no'} | "
             f"{r['verdict']} |"

@@ -23,6 +23,8 @@ def test_quick_demo_runs_the_whole_loop_and_reports_every_section(quick_demo):
     numbered = [line for line in lines[start:] if re.match(r"\d\. ", line)]
     assert [line[:2] for line in numbered] == ["1.", "2.", "3."]
     assert re.match(r"2\. SBI coverage error: at most \d+\.\d pp", numbered[1])
+    # the recalibrated posterior passes its gate (issue 19): the demo ends with "calibration PASSED"
+    assert numbered[1].endswith("calibration PASSED"), numbered[1]
     assert numbered[2].startswith("3. scope of the real files: ")
     assert all(name in numbered[2] for name in REAL_FILES)
     page = (out / "report.html").read_text()

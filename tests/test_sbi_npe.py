@@ -397,7 +397,8 @@ def test_base_coordinates_of_a_calibrated_posterior_are_standard_normal(posterio
     assert b.shape == (1, 2000, 3)
     for k in range(3):  # KS against N(0, 1), and the moments the recalibration would refit
         assert stats.kstest(b[0, :, k], "norm").pvalue > 1e-3, k
-    assert np.all(np.abs(b.mean(axis=1)) < 0.1) and np.all(np.abs(b.std(axis=1) - 1) < 0.1)
+    assert np.all(np.abs(b.mean(axis=1)) < 0.1)
+    assert np.all(np.abs(b.std(axis=1) - 1) < 0.1)
 
 
 def test_recalibration_repairs_an_overconfident_biased_posterior_on_other_simulations(posterior, tmp_path):
@@ -413,11 +414,14 @@ def test_recalibration_repairs_an_overconfident_biased_posterior_on_other_simula
     cov = _coverage68(fixed, test, x_te, 2)
     assert np.all(np.abs(cov - 0.68) < band), cov
     rec = fixed.recalibration
-    assert rec["method"] == "base_gaussian" and rec["n"] == 2000 and rec["covariance"] == "full"
+    assert rec["method"] == "base_gaussian"
+    assert rec["n"] == 2000
+    assert rec["covariance"] == "full"
     cov = np.asarray(rec["chol"][0]) @ np.asarray(rec["chol"][0]).T
     np.testing.assert_allclose(cov, np.eye(3), atol=0.12)  # the narrowing and the shift are undone
     np.testing.assert_allclose(rec["loc"][0], 0.0, atol=0.15)
-    assert bad.recalibration is None and bad.members[0].flow.base.scale[0].item() == pytest.approx(0.6)
+    assert bad.recalibration is None
+    assert bad.members[0].flow.base.scale[0].item() == pytest.approx(0.6)
     # still an exact density: normalised over the box, and the sampler and log_prob agree after a reload
     theta = PRIOR.sample(50_000, rng)[:, :3]
     log_prior = PRIOR.log_prob(np.column_stack([theta, np.full(len(theta), 3.0)]))
@@ -438,12 +442,13 @@ def test_recalibration_repairs_an_overconfident_biased_posterior_on_other_simula
     w = np.exp(log_prior - fixed.log_prob(draws, x_te[0]))
     assert abs(w.mean() - 1) < 4 * w.std() / np.sqrt(w.size) + 0.01
     b = loaded.base_coordinates(test, x_te)  # in the new base's units: standard normal again
-    assert np.all(np.abs(b.std(axis=1) - 1) < 0.1) and np.all(np.abs(b.mean(axis=1)) < 0.1)
+    assert np.all(np.abs(b.std(axis=1) - 1) < 0.1)
+    assert np.all(np.abs(b.mean(axis=1)) < 0.1)
 
 
 def test_recalibration_refuses_too_few_simulations_or_values_outside_the_box(posterior, data):
     theta, x = data
-    with pytest.raises(ValueError, match="at least 30 held-out simulations .* got 12"):
+    with pytest.raises(ValueError, match=r"at least 30 held-out simulations .* got 12"):
         posterior.recalibrate(theta[:12], x[:12])
     bad = theta[:40].copy()
     bad[2, 1] = 5.0

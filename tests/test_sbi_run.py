@@ -162,11 +162,11 @@ def test_run_folder_holds_the_posterior_its_checks_and_their_hashes(run):
     assert cal["n_test"] == 200
     # recalibrated on its own held-out simulations (n_calibration defaults to n_test), not on the test set
     rec = cal["recalibration"]
-    assert rec["method"] == "base_gaussian" and rec["n"] == 200
+    assert rec["method"] == "base_gaussian"
+    assert rec["n"] == 200
     assert json.loads((run / "posterior" / "posterior.json").read_text())["recalibration"] == rec
-    assert np.asarray(rec["chol"]).shape == (1, 4, 4) and np.all(
-        np.diagonal(rec["chol"], axis1=1, axis2=2) > 0
-    )
+    assert np.asarray(rec["chol"]).shape == (1, 4, 4)
+    assert np.all(np.diagonal(rec["chol"], axis1=1, axis2=2) > 0)
     from xtml.data import open_dataset
 
     cal_ds, test_ds = open_dataset(run / "calibration.zarr"), open_dataset(run / "test.zarr")

@@ -66,7 +66,15 @@ def sbi_sections(
         f"<b>{html.escape(sbi['class'])}</b>, from the inputs "
         f"{html.escape(', '.join(sbi['channels'] + sbi['scalars']))}; "
         f"trained on {record.get('n_train', sbi['n_train'])} simulations, checked on "
-        f"{record.get('n_test', sbi['n_test'])} held-out ones.</p>"
+        f"{record.get('n_test', sbi['n_test'])} held-out ones"
+        + (
+            f", after a recalibration of its base on {cal['recalibration']['n']} other held-out simulations "
+            f"({html.escape(str(cal['recalibration'].get('covariance', 'diagonal')))} covariance; "
+            "fitted on them, judged on the test set)"
+            if cal.get("recalibration")
+            else ""
+        )
+        + ".</p>"
         f"<p>Detector: <code>{html.escape(json.dumps(det))}</code></p>"
         f"<p>Network: <code>{html.escape(json.dumps(config.get('npe', {})))}</code></p>"
     )
@@ -76,6 +84,7 @@ def sbi_sections(
     prov_rows = [
         ["training set", record.get("datasets", {}).get("train", "train.zarr")],
         ["test set", record.get("datasets", {}).get("test", "test.zarr")],
+        ["recalibration set", record.get("datasets", {}).get("calibration", "none")],
         ["dataset seed", config.get("dataset", {}).get("seed", "?")],
         ["training time (s)", fmt(cal["seconds"]["train"])],
         ["platform", record.get("platform", "?")],
