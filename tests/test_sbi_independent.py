@@ -103,22 +103,11 @@ def test_posterior_keeps_its_coverage_on_an_independent_event_level_generator(tr
 
 
 def test_the_coverage_check_has_power_an_overconfident_posterior_fails_it(trained, independent):
-    from xtml.sbi.posterior import NeuralPosterior
-
     _, _, post = trained
     theta, x = independent
     rec = dict(post.recalibration)
     rec["chol"] = (0.75 * np.asarray(rec["chol"])).tolist()  # regions a quarter too narrow
-    narrow = NeuralPosterior(
-        post.config,
-        post.box,
-        post.members,
-        x_mean=post.x_mean,
-        x_std=post.x_std,
-        z_mean=post.z_mean,
-        z_std=post.z_std,
-        recalibration=rec,
-    )
+    narrow = post.with_recalibration(rec)
     band = 3 * np.sqrt(LEVELS * (1 - LEVELS) / N_OBS)
     marginal, joint = _coverage(narrow, theta, x)
     assert np.all(marginal[1] < LEVELS[1] - band[1])

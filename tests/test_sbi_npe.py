@@ -466,15 +466,8 @@ def test_a_full_covariance_refit_repairs_wrong_correlations_that_a_diagonal_one_
     x_te = _simulate(test, rng)
     # a posterior whose base is correlated (0.8 between the first two axes) while the truth is not
     chol = np.linalg.cholesky(np.array([[1.0, 0.8, 0.0], [0.8, 1.0, 0.0], [0.0, 0.0, 1.0]]))
-    bad = NeuralPosterior(
-        posterior.config,
-        posterior.box,
-        posterior.members,
-        x_mean=posterior.x_mean,
-        x_std=posterior.x_std,
-        z_mean=posterior.z_mean,
-        z_std=posterior.z_std,
-        recalibration={"method": "base_gaussian", "n": 0, "loc": [[0.0] * 3], "chol": [chol.tolist()]},
+    bad = posterior.with_recalibration(
+        {"method": "base_gaussian", "n": 0, "loc": [[0.0] * 3], "chol": [chol.tolist()]}
     )
 
     def joint50(post):

@@ -410,6 +410,19 @@ class NeuralPosterior:
                 ) from None
             locs.append((loc0 + chol0 @ bk.mean(axis=0)).tolist())
             chols.append((chol0 @ chol).tolist())
+        return self.with_recalibration(
+            {
+                "method": "base_gaussian",
+                "covariance": covariance,
+                "n": int(t.shape[0]),
+                "loc": locs,
+                "chol": chols,
+            }
+        )
+
+    def with_recalibration(self, recalibration: Mapping[str, Any] | None) -> NeuralPosterior:
+        """This posterior (the same members, not copied) with another base recalibration record (the form of
+        :attr:`recalibration`; None: the trained bases). :meth:`recalibrate` fits one."""
         return type(self)(
             self.config,
             self.box,
@@ -419,13 +432,7 @@ class NeuralPosterior:
             z_mean=self.z_mean,
             z_std=self.z_std,
             history=self.history,
-            recalibration={
-                "method": "base_gaussian",
-                "covariance": covariance,
-                "n": int(t.shape[0]),
-                "loc": locs,
-                "chol": chols,
-            },
+            recalibration=recalibration,
             xtml_version=self.xtml_version,
         )
 
