@@ -246,8 +246,6 @@ def _train_sbi(
             f"recalibrated on {rows_cal.size} held-out simulations (not the test set): base spread "
             f"x{spread.min():.3f} to x{spread.max():.3f} across members and coordinates"
         )
-        if log:
-            log(recal_text)
     post_dir = posterior.save(out / "posterior")
     (post_dir / "inputs.json").write_text(json.dumps(spec.to_dict()))
 
