@@ -2,9 +2,9 @@
 it (``tests/independent_generator.py``: continuous-time photons from a Timmer & Koenig rate, Stingray's
 dead-time filter and ``AveragedPowerspectrum``), keeps its coverage (issue 19, item 4).
 
-The demo's scenario (``configs/sbi_demo.toml``: two modules, 2.5 ms dead time, 100-1,000 ct/s) is trained
-as ``xtml demo`` trains it (20,000 simulations, recalibrated on 2,000 others), then judged on 500 observations
-of the independent generator, through the path real event files take (Stingray spectrum, the trained
+The demo's scenario (``configs/sbi_demo.toml``: two modules, 2.5 ms dead time, 100-1,000 ct/s) is trained as
+that file says (20,000 simulations, recalibrated on 2,000 others), then judged on 500 observations of the
+independent generator, through the path real event files take (Stingray spectrum, the trained
 rebinning, the posterior's inputs): the marginal and joint-HPD coverage at 50 / 68 / 95 % must lie inside
 the 3-sigma binomial band of 500 observations. What differs is recorded in BENCHMARKS.md (issue 19): on
 1,500 such observations the posterior mean of qpo.nu0 sits ~0.1 posterior standard deviations above the

@@ -67,16 +67,17 @@ SIZES: dict[str, dict[str, Any]] = {
     "full": {
         "n": 3000,
         "fpr": 0.01,
-        "n_train_sbi": 20000,  # calibrated after the recalibration (evals/eval_npe_calibration.py demo)
+        "n_train_sbi": 8000,  # recalibrated: passes; 20,000 (sbi_demo.toml) is in band on every check but
+        # costs 80 s more than the 5-minute budget allows (evals/eval_npe_calibration.py demo)
         "n_test_sbi": 400,
-        "n_cal_sbi": 2000,
+        "n_cal_sbi": 1000,
         "classical": 40,
         "cnn": 1,
     },
     "quick": {
         "n": 700,
         "fpr": 0.05,
-        "n_train_sbi": 8000,  # at 2,000 the recalibrated posterior is still overconfident (the study)
+        "n_train_sbi": 5000,  # recalibrated: as close to calibrated as 8,000 in the study; 2,000 are not
         "n_test_sbi": 200,
         "n_cal_sbi": 1000,
         "classical": 12,
