@@ -20,6 +20,23 @@ Anchors (issue 6 targets), printed as ratios measured / target (< 1 meets the ta
   training extrapolated with ``EPOCHS`` epochs (early stopping with patience 10 typically stops after
   30-60 epochs).
 
+Issue 19's budgets, on the simulations of the shipped scenarios (``--scenarios``):
+
+- scenario (b) (``configs/sbi_nustar.toml``): simulating ``--n-sim`` observations (default 2,000; 500 with
+  ``--quick``), scaled to 100,000, against the 30-minute target; one training epoch of the scenario's
+  posterior (its ``[npe]`` table) on them, scaled to 100,000 simulations and ``EPOCHS`` epochs, against the
+  15-minute target (the measured full training is in ``evals/eval_sbi.py nustar``'s record);
+- the anchor, scenario (a) (``configs/sbi_ideal.toml``): xtml's NPE (the scenario's ``[npe]``, recalibrated
+  on the scenario's calibration simulations) and sbi 0.27's ``NPE`` (its default NSF and training
+  schedule, with an MLP embedding of xtml's size, ``FCEmbedding`` 141 -> 128 -> 128 -> 32) trained on the
+  same ``--n-anchor`` simulations and the same input rows (log-power bins and log count rate); printed side
+  by side: training wall time (ratio sbi / xtml) and the C2ST of each against the exact-likelihood MCMC
+  (emcee) on the first ``--n-obs`` test observations, with the ratio of posterior standard deviations.
+  Simulations come from ``--data`` (a run folder of ``xtml sbi train configs/sbi_ideal.toml`` with
+  ``train.zarr``, ``calibration.zarr``, ``test.zarr``; its first rows are used) or are simulated into
+  ``bench/out/npe_anchor`` (resumable). Needs ``pip install "sbi>=0.27,<0.28"`` (the ``sbi-check``
+  extra); skipped with a message without it.
+
 Wall and CPU times are both printed: the machines are shared (the load average is printed), and the CPU
 time of the process is the steadier measure of the work. ``--quick`` times the epoch on 10,000 simulations
 (scaled to 100,000) and repeats the sampling fewer times; ``--threads`` sets the torch threads;
@@ -31,8 +48,11 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import tempfile
 import time
+import warnings
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -42,6 +62,9 @@ from xtml.psd import JointPrior, LogUniform, Uniform
 from xtml.sbi import posterior as posterior_module
 from xtml.sbi.npe import NPEConfig, train_npe
 from xtml.sbi.transforms import BoxTransform
+
+ROOT = Path(__file__).resolve().parents[1]
+SIM_TARGET_S = 30 * 60.0
 
 N_TRAIN, N_BINS, DF, M = 100_000, 150, 0.125, 16
 N_SAMPLES = 10_000
@@ -195,14 +218,224 @@ def training(threads: int | None, quick: bool) -> dict[str, float]:
     return out
 
 
-def main(quick: bool = False, threads: int | None = None, sampling_only: bool = False) -> dict[str, Any]:
+def _scenario(name: str, **sbi: Any) -> Any:
+    from xtml.sbi.scenario import SBIConfig, load_sbi_config
+
+    cfg = load_sbi_config(ROOT / "configs" / f"sbi_{name}.toml")
+    raw = cfg.to_dict()
+    raw["sbi"].update(sbi)
+    return SBIConfig.from_dict(raw, source=cfg.source)
+
+
+def _arrays(cfg: Any, ds: Any, n: int | None = None) -> tuple[np.ndarray, np.ndarray, Any]:
+    """(theta, x, input spec) of the first ``n`` rows of the scenario's class in ``ds``."""
+    from xtml.sbi.inputs import InputSpec, dataset_inputs
+    from xtml.sbi.run import _rows_of_class, _theta
+
+    spec = InputSpec.from_dataset(ds, cfg.sbi.channels, cfg.sbi.scalars)
+    rows = _rows_of_class(ds, cfg.sbi.class_name)[:n]
+    return _theta(ds, cfg.sbi.parameters, rows), dataset_inputs(ds, spec, rows), spec
+
+
+def _npe_config(cfg: Any, spec: Any, **over: Any) -> NPEConfig:
+    return NPEConfig.from_dict(
+        {**dict(cfg.npe), "n_channels": len(spec.channels), "n_scalars": len(spec.scalars), **over}
+    )
+
+
+def budget(threads: int | None, quick: bool, n_sim: int | None) -> dict[str, float]:
+    """Scenario (b): simulation and training throughput, scaled to 100,000 simulations."""
+    from xtml.data import open_dataset, simulate_dataset
+    from xtml.sbi.run import scenario_prior
+
+    n = n_sim or (500 if quick else 2_000)
+    cfg = _scenario("nustar")
+    print(f"scenario (b) ({Path(cfg.source).name}): {n:,} simulations, scaled to {N_TRAIN:,}")
+    with tempfile.TemporaryDirectory() as tmp:
+        t = time.perf_counter()
+        simulate_dataset(cfg.simulation, n, Path(tmp) / "b.zarr", seed=1, progress=False)
+        sim_s = (time.perf_counter() - t) * N_TRAIN / n
+        theta, x, spec = _arrays(cfg, open_dataset(Path(tmp) / "b.zarr"))
+    print(
+        f"  simulate      {sim_s / 60:6.1f} min for {N_TRAIN:,}   "
+        f"/ 30 min target: {sim_s / SIM_TARGET_S:5.2f}"
+    )
+    box = BoxTransform.from_prior(scenario_prior(cfg), cfg.sbi.parameters)
+    one = _npe_config(cfg, spec, max_epochs=1)
+    train_npe(theta[:500], x[:500], box, one, n_threads=threads)  # warm-up
+    wall, cpu = _timed(lambda: train_npe(theta, x, box, one, n_threads=threads), 1)
+    epoch = wall * N_TRAIN / theta.shape[0]
+    print(
+        f"  one epoch     {epoch:6.1f} s for {N_TRAIN:,} (cpu {cpu * N_TRAIN / theta.shape[0]:6.1f} s); x "
+        f"{EPOCHS} epochs {epoch * EPOCHS / 60:6.1f} min   "
+        f"/ 15 min target: {epoch * EPOCHS / TRAIN_TARGET_S:5.2f}"
+    )
+    return {"n_sim": n, "simulate_100k_s": sim_s, "epoch_100k_s": epoch, "train_100k_s": epoch * EPOCHS}
+
+
+def _anchor_data(cfg: Any, data: Path | None, n_train: int, n_obs: int) -> tuple[Any, Any, Any]:
+    from xtml.data import open_dataset
+    from xtml.sbi.run import _dataset
+
+    if data is not None:
+        return tuple(open_dataset(data / f"{w}.zarr") for w in ("train", "calibration", "test"))
+    out = Path(__file__).parent / "out" / "npe_anchor"
+    out.mkdir(parents=True, exist_ok=True)
+    sized = _scenario(
+        "ideal", n_train=n_train, n_calibration=min(cfg.sbi.n_calibration, 2_000), n_test=max(n_obs, 10)
+    )
+    return tuple(_dataset(sized, w, out, print) for w in ("train", "calibration", "test"))
+
+
+def _sbi_posterior(
+    theta: np.ndarray, x: np.ndarray, box: BoxTransform, threads: int | None
+) -> tuple[Any, int]:
+    """sbi 0.27's NPE, its default NSF and schedule, with an MLP embedding of xtml's size. The parameters
+    are given in the box's coordinates before the logit (log where the prior is log-uniform), so that sbi's
+    ``BoxUniform`` is the prior."""
+    import torch
+    from sbi.inference import NPE
+    from sbi.neural_nets import posterior_nn
+    from sbi.neural_nets.embedding_nets import FCEmbedding
+    from sbi.utils import BoxUniform
+    from torch.utils.tensorboard import SummaryWriter
+
+    if threads:
+        torch.set_num_threads(threads)
+    torch.manual_seed(0)
+    log = np.asarray(box.log, dtype=bool)
+    low, high = np.asarray(box.low, float).copy(), np.asarray(box.high, float).copy()
+    low[log], high[log] = np.log(low[log]), np.log(high[log])
+    t = np.where(log, np.log(np.where(log, theta, 1.0)), theta)
+    prior = BoxUniform(torch.tensor(low, dtype=torch.float32), torch.tensor(high, dtype=torch.float32))
+    net = posterior_nn("nsf", embedding_net=FCEmbedding(x.shape[1], 32, num_layers=3, num_hiddens=128))
+    with tempfile.TemporaryDirectory() as logs, warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "summary_writer is deprecated", FutureWarning)
+        inference = NPE(
+            prior=prior,
+            density_estimator=net,
+            show_progress_bars=False,
+            summary_writer=SummaryWriter(log_dir=logs),
+        )
+        inference.append_simulations(
+            torch.as_tensor(t, dtype=torch.float32), torch.as_tensor(x, dtype=torch.float32)
+        )
+        estimator = inference.train()
+    return inference.build_posterior(estimator), int(inference.summary["epochs_trained"][-1])
+
+
+def _sbi_sample(posterior: Any, x_row: np.ndarray, n: int, box: BoxTransform) -> np.ndarray:
+    import torch
+
+    s = posterior.sample((n,), x=torch.as_tensor(x_row, dtype=torch.float32), show_progress_bars=False)
+    s = s.numpy().astype(np.float64)
+    log = np.asarray(box.log, dtype=bool)
+    s[:, log] = np.exp(s[:, log])
+    return s
+
+
+def anchor(threads: int | None, n_train: int, n_obs: int, data: Path | None) -> dict[str, Any]:
+    """Scenario (a): xtml's NPE and sbi 0.27's on the same simulations, against the exact MCMC."""
+    try:
+        import sbi
+    except ImportError:
+        print('  sbi is not installed: pip install "sbi>=0.27,<0.28" (the sbi-check extra); anchor skipped')
+        return {"skipped": "sbi not installed"}
+    from threadpoolctl import threadpool_limits
+
+    from xtml.reference import SpectralModel, sample_posterior
+    from xtml.sbi.comparisons import c2st
+    from xtml.sbi.run import scenario_prior
+
+    cfg = _scenario("ideal")
+    train_ds, cal_ds, test_ds = _anchor_data(cfg, data, n_train, n_obs)
+    theta, x, spec = _arrays(cfg, train_ds, n_train)
+    theta_cal, x_cal, _ = _arrays(cfg, cal_ds)
+    theta_test, x_test, _ = _arrays(cfg, test_ds, n_obs)
+    prior = scenario_prior(cfg)
+    box = BoxTransform.from_prior(prior, cfg.sbi.parameters)
+    print(
+        f"anchor, scenario (a) ({Path(cfg.source).name}): {theta.shape[0]:,} simulations of "
+        f"{x.shape[1]} inputs, "
+        f"sbi {sbi.__version__}; C2ST against MCMC on {theta_test.shape[0]} test observations"
+    )
+    t = time.perf_counter()
+    ours = train_npe(theta, x, box, _npe_config(cfg, spec), n_threads=threads)
+    xtml_s = time.perf_counter() - t
+    recal = ours.recalibrate(theta_cal, x_cal)
+    t = time.perf_counter()
+    theirs, sbi_epochs = _sbi_posterior(theta, x, box, threads)
+    sbi_s = time.perf_counter() - t
+    xtml_epochs = int(ours.history[0]["n_epochs"])
+    print(
+        f"  training      xtml {xtml_s / 60:6.1f} min ({xtml_epochs} epochs)   sbi {sbi_s / 60:6.1f} min "
+        f"({sbi_epochs} epochs)   sbi / xtml {sbi_s / xtml_s:5.2f}"
+    )
+    sim = cfg.simulation
+    model = SpectralModel(sim.classes[sim.class_names.index(cfg.sbi.class_name)].model, noise="poisson")
+    log = np.asarray(box.log, dtype=bool)
+    rows = []
+    for i in range(theta_test.shape[0]):
+        with threadpool_limits(1):
+            mc = sample_posterior(test_ds.spectra(np.array([i])), model, prior, rng=i)
+        ref = mc.samples[:, [mc.param_names.index(n) for n in cfg.sbi.parameters]]
+        n = min(len(ref), 4000)
+        ref = ref[np.random.default_rng(i).choice(len(ref), n, replace=False)]
+        draws = {
+            "xtml raw": ours.sample(x_test[i : i + 1], n, rng=i)[0],
+            "xtml": recal.sample(x_test[i : i + 1], n, rng=i)[0],
+            "sbi": _sbi_sample(theirs, x_test[i], n, box),
+        }
+        row: dict[str, Any] = {}
+        for key, d in draws.items():
+            a, b = ref.copy(), d.copy()
+            a[:, log], b[:, log] = np.log(a[:, log]), np.log(b[:, log])
+            with threadpool_limits(1):
+                row[f"c2st {key}"] = c2st(a, b, rng=i)
+            row[f"std ratio {key}"] = b.std(axis=0) / a.std(axis=0)
+        rows.append(row)
+        print(f"  obs {i:3d}  C2ST " + "  ".join(f"{k} {row[f'c2st {k}']:.3f}" for k in draws), flush=True)
+    out: dict[str, Any] = {
+        "n_train": int(theta.shape[0]),
+        "n_obs": len(rows),
+        "xtml_train_s": xtml_s,
+        "sbi_train_s": sbi_s,
+        "xtml_epochs": xtml_epochs,
+        "sbi_epochs": sbi_epochs,
+    }
+    for key in ("xtml raw", "xtml", "sbi"):
+        med = float(np.median([r[f"c2st {key}"] for r in rows]))
+        ratio = np.median([r[f"std ratio {key}"] for r in rows], axis=0)
+        out[f"c2st_median[{key}]"] = med
+        out[f"std_ratio_median[{key}]"] = dict(zip(cfg.sbi.parameters, ratio.tolist(), strict=True))
+        print(
+            f"  {key:<9} C2ST median {med:.3f}; std ratio to MCMC (median) "
+            + ", ".join(f"{n} {r:.2f}" for n, r in zip(cfg.sbi.parameters, ratio, strict=True))
+        )
+    return out
+
+
+def main(
+    quick: bool = False,
+    threads: int | None = None,
+    sampling_only: bool = False,
+    scenarios: bool = False,
+    n_sim: int | None = None,
+    n_anchor: int = 20_000,
+    n_obs: int = 10,
+    data: Path | None = None,
+) -> dict[str, Any]:
     load = os.getloadavg()[0]
     print(f"load average before: {load:.2f} on {len(os.sched_getaffinity(0))} CPUs; torch threads: {threads}")
     t = time.perf_counter()
     out: dict[str, Any] = {"load_average_before": load, "quick": quick}
-    out["sampling"] = sampling(threads, quick)
-    if not sampling_only:
-        out["training"] = training(threads, quick)
+    if not scenarios:
+        out["sampling"] = sampling(threads, quick)
+        if not sampling_only:
+            out["training"] = training(threads, quick)
+    else:
+        out["budget_b"] = budget(threads, quick, n_sim)
+        out["anchor_a"] = anchor(threads, n_anchor, n_obs, data)
     out["bench_s"] = time.perf_counter() - t
     return out
 
@@ -212,6 +445,20 @@ if __name__ == "__main__":
     parser.add_argument("--quick", action="store_true", help="time the epoch on 10,000 simulations")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: available CPUs)")
     parser.add_argument("--sampling-only", action="store_true", help="skip the training throughput")
+    parser.add_argument("--scenarios", action="store_true", help="issue 19: scenario (b) budget, sbi anchor")
+    parser.add_argument("--n-sim", type=int, default=None, help="scenario (b) simulations timed")
+    parser.add_argument("--n-anchor", type=int, default=20_000, help="anchor: training simulations")
+    parser.add_argument("--n-obs", type=int, default=10, help="anchor: test observations with MCMC")
+    parser.add_argument("--data", type=Path, default=None, help="anchor: run folder with the simulations")
     args = parser.parse_args()
     sys.stdout.reconfigure(line_buffering=True)  # show each figure as soon as it is measured
-    main(args.quick, args.threads, args.sampling_only)
+    main(
+        args.quick,
+        args.threads,
+        args.sampling_only,
+        args.scenarios,
+        args.n_sim,
+        args.n_anchor,
+        args.n_obs,
+        args.data,
+    )
