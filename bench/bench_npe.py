@@ -23,7 +23,8 @@ Anchors (issue 6 targets), printed as ratios measured / target (< 1 meets the ta
 Issue 19's budgets, on the simulations of the shipped scenarios (``--scenarios``):
 
 - scenario (b) (``configs/sbi_nustar.toml``): simulating ``--n-sim`` observations (default 2,000; 500 with
-  ``--quick``), scaled to 100,000, against the 30-minute target; one training epoch of the scenario's
+  ``--quick``), scaled to 100,000, against the 30-minute target, in one process and on 2 Dask workers
+  (``xtml sbi train --workers 2``); one training epoch of the scenario's
   posterior (its ``[npe]`` table) on them, scaled to 100,000 simulations and ``EPOCHS`` epochs, against the
   15-minute target (the measured full training is in ``evals/eval_sbi.py nustar``'s record);
 - the anchor, scenario (a) (``configs/sbi_ideal.toml``): xtml's NPE (the scenario's ``[npe]``, recalibrated
@@ -251,15 +252,26 @@ def budget(threads: int | None, quick: bool, n_sim: int | None) -> dict[str, flo
     n = n_sim or (500 if quick else 2_000)
     cfg = _scenario("nustar")
     print(f"scenario (b) ({Path(cfg.source).name}): {n:,} simulations, scaled to {N_TRAIN:,}")
+    from xtml.parallel import dask_client, simulate_dataset_dask
+
     with tempfile.TemporaryDirectory() as tmp:
+        simulate_dataset(cfg.simulation, 10, Path(tmp) / "warm.zarr", seed=0, progress=False)  # compile
         t = time.perf_counter()
         simulate_dataset(cfg.simulation, n, Path(tmp) / "b.zarr", seed=1, progress=False)
         sim_s = (time.perf_counter() - t) * N_TRAIN / n
         theta, x, spec = _arrays(cfg, open_dataset(Path(tmp) / "b.zarr"))
-    print(
-        f"  simulate      {sim_s / 60:6.1f} min for {N_TRAIN:,}   "
-        f"/ 30 min target: {sim_s / SIM_TARGET_S:5.2f}"
-    )
+        with dask_client(workers=2) as client:  # `xtml sbi train --workers 2`; cluster start not timed
+            simulate_dataset_dask(cfg.simulation, 10, Path(tmp) / "w.zarr", client=client, progress=False)
+            t = time.perf_counter()
+            simulate_dataset_dask(
+                cfg.simulation, n, Path(tmp) / "d.zarr", client=client, seed=1, progress=False
+            )
+            dask_s = (time.perf_counter() - t) * N_TRAIN / n
+    for label, secs in (("one process", sim_s), ("2 Dask workers", dask_s)):
+        print(
+            f"  simulate, {label:<14} {secs / 60:6.1f} min for {N_TRAIN:,}   "
+            f"/ 30 min target: {secs / SIM_TARGET_S:5.2f}"
+        )
     box = BoxTransform.from_prior(scenario_prior(cfg), cfg.sbi.parameters)
     one = _npe_config(cfg, spec, max_epochs=1)
     train_npe(theta[:500], x[:500], box, one, n_threads=threads)  # warm-up
@@ -270,7 +282,13 @@ def budget(threads: int | None, quick: bool, n_sim: int | None) -> dict[str, flo
         f"{EPOCHS} epochs {epoch * EPOCHS / 60:6.1f} min   "
         f"/ 15 min target: {epoch * EPOCHS / TRAIN_TARGET_S:5.2f}"
     )
-    return {"n_sim": n, "simulate_100k_s": sim_s, "epoch_100k_s": epoch, "train_100k_s": epoch * EPOCHS}
+    return {
+        "n_sim": n,
+        "simulate_100k_s": sim_s,
+        "simulate_100k_dask2_s": dask_s,
+        "epoch_100k_s": epoch,
+        "train_100k_s": epoch * EPOCHS,
+    }
 
 
 def _anchor_data(cfg: Any, data: Path | None, n_train: int, n_obs: int) -> tuple[Any, Any, Any]:

@@ -26,7 +26,8 @@ For each scenario (``configs/sbi_<scenario>.toml``) the script
 Results: ``evals/out/sbi_<scenario>/eval.json`` and ``eval.md`` (the tables recorded in BENCHMARKS.md).
 Environment: ``XTML_EVAL_NTRAIN`` overrides ``n_train`` (a smaller, faster check; the output folder gets
 the size as a suffix), ``XTML_EVAL_DIR`` the output root, ``XTML_EVAL_THREADS`` the torch threads of the
-training (default: all CPUs; 1 when two evaluations share the machine), ``XTML_EVAL_CLASSICAL_ONLY=1`` runs
+training (default: all CPUs; 1 when two evaluations share the machine), ``XTML_EVAL_WORKERS`` the Dask
+worker processes of the simulations (default: none, one process), ``XTML_EVAL_CLASSICAL_ONLY=1`` runs
 only step 3's classical methods on the held-out simulations (no training; after a change of the reference).
 """
 
@@ -51,6 +52,7 @@ N_CLASSICAL = int(os.environ.get("XTML_EVAL_CLASSICAL", "200"))
 N_MCMC = int(os.environ.get("XTML_EVAL_MCMC", "50"))
 N_C2ST = int(os.environ.get("XTML_EVAL_C2ST", "50"))
 THREADS = int(os.environ["XTML_EVAL_THREADS"]) if "XTML_EVAL_THREADS" in os.environ else None
+WORKERS = int(os.environ.get("XTML_EVAL_WORKERS", "0"))  # simulations on a local Dask cluster of N workers
 N_SPEED = 10_000
 LEVELS = (0.5, 0.68, 0.95)
 
@@ -76,7 +78,13 @@ def _train(cfg: SBIConfig, out: Path) -> None:
     if (out / "manifest.json").is_file():
         print(f"reusing the trained run in {out}")
         return
-    train_sbi_run(cfg, out, log=print, n_threads=THREADS)
+    if WORKERS:
+        from xtml.parallel import dask_client
+
+        with dask_client(None, WORKERS) as client:
+            train_sbi_run(cfg, out, log=print, n_threads=THREADS, client=client)
+    else:
+        train_sbi_run(cfg, out, log=print, n_threads=THREADS)
 
 
 def calibration_section(out: Path) -> dict:

@@ -256,3 +256,22 @@ def test_cli_options_give_the_client_asked_for(client1) -> None:
     assert client1.submit(sum, [2, 3]).result() == 5  # the remote cluster is left running
     with pytest.raises(SystemExit):
         parser.parse_args(["--workers", "0"])
+
+
+def test_sbi_train_simulates_on_dask_the_same_bytes(client2, tmp_path) -> None:
+    """`xtml sbi train --workers N`: the scenario's datasets made on a cluster are the single-process ones."""
+    from xtml.sbi.run import _dataset
+    from xtml.sbi.scenario import SBIConfig, load_sbi_config
+
+    base = load_sbi_config(Path(__file__).resolve().parents[1] / "configs" / "sbi_demo.toml")
+    raw = base.to_dict()
+    raw["sbi"].update(n_train=24, n_test=10, n_calibration=30)
+    raw["dataset"]["chunk_size"] = 6
+    cfg = SBIConfig.from_dict(raw)
+    logged: list[str] = []
+    for which in ("train", "calibration"):
+        here = _dataset(cfg, which, tmp_path / "here", None)
+        there = _dataset(cfg, which, tmp_path / "there", logged.append, client2)
+        assert dataset_hash(there.path) == dataset_hash(here.path)
+        _assert_same_arrays(there.path, here.path)
+    assert "on 2 Dask workers" in logged[0]

@@ -179,17 +179,20 @@ def _cmd_sbi_train(args: argparse.Namespace) -> int:
     from xtml.sbi.scenario import load_sbi_config
 
     config = load_sbi_config(args.config)
+    from xtml.parallel import client_from_args
     from xtml.sbi.run import train_sbi_run
 
     try:
-        run = train_sbi_run(
-            config,
-            args.out,
-            overwrite=args.overwrite,
-            log=None if args.no_progress else print,
-            n_threads=args.threads,
-            command=args.argv,
-        )
+        with client_from_args(args) as client:  # --scheduler / --workers: the simulations on Dask
+            run = train_sbi_run(
+                config,
+                args.out,
+                overwrite=args.overwrite,
+                log=None if args.no_progress else print,
+                n_threads=args.threads,
+                command=args.argv,
+                client=client,
+            )
     except KeyboardInterrupt:
         print(
             f"\ninterrupted: finished simulation chunks are kept in {args.out} (run recorded as "
@@ -598,6 +601,7 @@ def build_parser() -> argparse.ArgumentParser:
     sbi_train.add_argument(
         "--no-progress", action="store_true", help="no progress lines (bars only ever on a terminal)"
     )
+    add_dask_arguments(sbi_train)  # the simulations on Dask (`--workers 2` halves them on 2 cores)
     sbi_train.set_defaults(func=_cmd_sbi_train)
     sbi_infer = sbi_sub.add_parser(
         "infer",

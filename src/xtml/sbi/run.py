@@ -93,8 +93,11 @@ def _theta(ds: Any, names: tuple[str, ...], rows: NDArray[np.int64]) -> NDArray[
     return params[:, cols]
 
 
-def _dataset(config: SBIConfig, which: str, out: Path, log: Callable[[str], None] | None) -> Any:
-    from xtml.data import open_dataset, simulate_dataset
+def _dataset(
+    config: SBIConfig, which: str, out: Path, log: Callable[[str], None] | None, client: Any = None
+) -> Any:
+    from xtml.data import open_dataset
+    from xtml.parallel import simulate_dataset_dask
 
     given = getattr(config.sbi, f"{which}_data")
     if given is not None:
@@ -114,8 +117,10 @@ def _dataset(config: SBIConfig, which: str, out: Path, log: Callable[[str], None
     seed = config.simulation.dataset.seed + offset
     path = out / f"{which}.zarr"
     if log:
-        log(f"simulating {n} {which} observations into {path} (resumable)")
-    simulate_dataset(config.simulation, n, path, seed=seed, progress=log is not None)
+        where = "" if client is None else f" on {len(client.scheduler_info()['workers'])} Dask workers"
+        log(f"simulating {n} {which} observations into {path}{where} (resumable)")
+    # the same bytes with or without a client (one task per chunk: xtml.parallel)
+    simulate_dataset_dask(config.simulation, n, path, client=client, seed=seed, progress=log is not None)
     return open_dataset(path)
 
 
@@ -154,13 +159,16 @@ def train_sbi_run(
     n_threads: int | None = None,
     command: Sequence[str] | None = None,
     scope: bool = True,
+    client: Any = None,
 ) -> Path:
     """Train and validate the scenario's neural posterior into the run folder ``out``; see the module doc.
 
     The run is recorded (:mod:`xtml.runs`); ``command`` is the command recorded as having started it.
     A folder holding a finished run is refused unless ``overwrite`` (which empties it); an interrupted
     run with the same configuration is resumed (its simulations are completed and reused).  ``scope``
-    fits the scope gate into the run.  Returns the run folder.
+    fits the scope gate into the run.  ``client`` (a ``distributed.Client``:
+    :func:`xtml.parallel.dask_client`) simulates the datasets on a Dask cluster, one task per chunk (the
+    same bytes as without it); the training runs here.  Returns the run folder.
     """
     from xtml.data.simrun import api_command
     from xtml.runs import run_folder
@@ -182,11 +190,16 @@ def train_sbi_run(
     with run_folder(
         out, "sbi", command=cmd, config=resolved, seeds=seeds, inputs=inputs, overwrite=overwrite
     ) as writer:
-        return _train_sbi(config, writer, log, n_threads, scope)
+        return _train_sbi(config, writer, log, n_threads, scope, client)
 
 
 def _train_sbi(
-    config: SBIConfig, writer: Any, log: Callable[[str], None] | None, n_threads: int | None, scope: bool
+    config: SBIConfig,
+    writer: Any,
+    log: Callable[[str], None] | None,
+    n_threads: int | None,
+    scope: bool,
+    client: Any = None,
 ) -> Path:
     from xtml.runs.folder import relative_path
     from xtml.sbi.classical import to_markdown
@@ -205,9 +218,9 @@ def _train_sbi(
         shutil.copyfile(config.source, out / "scenario.toml")
     (out / "config.json").write_text(json.dumps(resolved, indent=1))
     t0 = time.perf_counter()
-    train_ds = _dataset(config, "train", out, log)
-    test_ds = _dataset(config, "test", out, log)
-    cal_ds = _dataset(config, "calibration", out, log) if config.sbi.n_calibration else None
+    train_ds = _dataset(config, "train", out, log, client)
+    test_ds = _dataset(config, "test", out, log, client)
+    cal_ds = _dataset(config, "calibration", out, log, client) if config.sbi.n_calibration else None
     t_sim = time.perf_counter() - t0
     names = config.sbi.parameters
     spec = InputSpec.from_dataset(train_ds, config.sbi.channels, config.sbi.scalars)
