@@ -452,8 +452,10 @@ def main(
         if not sampling_only:
             out["training"] = training(threads, quick)
     else:
-        out["budget_b"] = budget(threads, quick, n_sim)
-        out["anchor_a"] = anchor(threads, n_anchor, n_obs, data)
+        if n_sim != 0:
+            out["budget_b"] = budget(threads, quick, n_sim)
+        if n_anchor:
+            out["anchor_a"] = anchor(threads, n_anchor, n_obs, data)
     out["bench_s"] = time.perf_counter() - t
     return out
 
@@ -464,8 +466,12 @@ if __name__ == "__main__":
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: available CPUs)")
     parser.add_argument("--sampling-only", action="store_true", help="skip the training throughput")
     parser.add_argument("--scenarios", action="store_true", help="issue 19: scenario (b) budget, sbi anchor")
-    parser.add_argument("--n-sim", type=int, default=None, help="scenario (b) simulations timed")
-    parser.add_argument("--n-anchor", type=int, default=20_000, help="anchor: training simulations")
+    parser.add_argument(
+        "--n-sim", type=int, default=None, help="scenario (b) simulations timed (0: no budget)"
+    )
+    parser.add_argument(
+        "--n-anchor", type=int, default=20_000, help="anchor: training simulations (0: no anchor)"
+    )
     parser.add_argument("--n-obs", type=int, default=10, help="anchor: test observations with MCMC")
     parser.add_argument("--data", type=Path, default=None, help="anchor: run folder with the simulations")
     args = parser.parse_args()
