@@ -106,7 +106,7 @@ def judge(post: Any, theta: np.ndarray, x: np.ndarray, names: tuple[str, ...]) -
     rng = np.random.default_rng(0)
     t = time.perf_counter()
     s = post.sample(x, N_SAMPLES, rng=rng)
-    lp_s = np.stack([post.log_prob(a, b) for a, b in zip(s, x, strict=True)])
+    lp_s = post.log_prob_draws(s, x)
     lp_t = post.log_prob(theta, x)
     rep = check_calibration(s, theta, rng=rng, names=names, log_prob_samples=lp_s, log_prob_truth=lp_t)
     marg, joint = rep.coverage.coverage_at(np.array(LEVELS))

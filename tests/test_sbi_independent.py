@@ -87,7 +87,7 @@ def independent(trained):
 def _coverage(post, theta, x):
     """Marginal (3 levels, p) and joint-HPD (3 levels) expected coverage of ``post`` on (theta, x)."""
     s = post.sample(x, N_DRAWS, rng=1)
-    lp_s = np.stack([post.log_prob(a, b) for a, b in zip(s, x, strict=True)])
+    lp_s = post.log_prob_draws(s, x)
     cov = expected_coverage(s, theta, log_prob_samples=lp_s, log_prob_truth=post.log_prob(theta, x))
     return cov.coverage_at(LEVELS)
 

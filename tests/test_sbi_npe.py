@@ -200,6 +200,18 @@ def test_log_prob_is_normalised_over_the_box_and_close_to_the_exact_density(post
     assert np.all(posterior.log_prob(outside, x_test[0]) == -np.inf)
 
 
+def test_log_prob_draws_are_log_prob_row_by_row(posterior, x_test):
+    s = posterior.sample(x_test, 300, rng=5)
+    s[1, 7] = [1.5, 1.0, 1.0]  # outside the box: -inf, as for log_prob
+    rows = np.stack([posterior.log_prob(a, b) for a, b in zip(s, x_test, strict=True)])
+    draws = posterior.log_prob_draws(s, x_test)
+    assert draws.shape == (len(x_test), 300)
+    assert draws[1, 7] == -np.inf
+    np.testing.assert_allclose(draws, rows, rtol=1e-5, atol=1e-4)  # float32 flows, batched differently
+    with pytest.raises(ValueError, match=r"samples must have shape \(n_obs = 3, n_draws, n_params = 3\)"):
+        posterior.log_prob_draws(s[:, :, :2], x_test)
+
+
 def test_samples_stay_in_the_box_even_for_observations_outside_the_prior(posterior):
     x_far = np.full((2, 3 * M), 6.0)
     x_far[1] = -6.0
@@ -472,7 +484,7 @@ def test_a_full_covariance_refit_repairs_wrong_correlations_that_a_diagonal_one_
 
     def joint50(post):
         s = post.sample(x_te, 200, rng=3)
-        lp = np.stack([post.log_prob(a, b) for a, b in zip(s, x_te, strict=True)])
+        lp = post.log_prob_draws(s, x_te)
         cov = expected_coverage(s, test, log_prob_samples=lp, log_prob_truth=post.log_prob(test, x_te))
         return cov.coverage_at(np.array([0.5]))[1][0]
 

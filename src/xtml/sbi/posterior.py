@@ -295,6 +295,39 @@ class NeuralPosterior:
         xr = _rows("x", x, self.n_features, "features")
         if xr.shape[0] not in (1, t.shape[0]):
             raise ValueError(f"x must have 1 or {t.shape[0]} rows (one per theta); got {xr.shape[0]}")
+        return self._log_prob(t, xr, t.shape[0] if xr.shape[0] == 1 else None)
+
+    def log_prob_draws(self, samples: ArrayLike, x: ArrayLike) -> NDArray[np.float64]:
+        """:meth:`log_prob` of draws per observation: the numbers the calibration checks score.
+
+        Parameters
+        ----------
+        samples : array-like of shape (n_obs, n_draws, n_params)
+            Parameter vectors per observation (e.g. :meth:`sample`'s output).
+        x : array-like of shape (n_obs, n_features)
+            The features of each observation.
+
+        Returns
+        -------
+        ndarray of shape (n_obs, n_draws)
+            The numbers of ``log_prob(samples[i], x[i])`` for each ``i``; each observation's context is
+            computed once and the draws go through the flows in large batches.
+        """
+        s = np.asarray(samples, dtype=np.float64)
+        xr = _rows("x", x, self.n_features, "features")
+        if s.ndim != 3 or s.shape[0] != xr.shape[0] or s.shape[2] != self.box.n_params:
+            raise ValueError(
+                f"samples must have shape (n_obs = {xr.shape[0]}, n_draws, n_params = {self.box.n_params}); "
+                f"got {s.shape}"
+            )
+        t = _rows("samples", s.reshape(-1, self.box.n_params), self.box.n_params, "parameters")
+        return self._log_prob(t, xr, s.shape[1]).reshape(s.shape[:2])
+
+    def _log_prob(
+        self, t: NDArray[np.float64], xr: NDArray[np.float64], per_x: int | None
+    ) -> NDArray[np.float64]:
+        """Log density of rows ``t``; each ``per_x`` consecutive rows share one row of ``xr`` (None: a row
+        of ``xr`` per row of ``t``)."""
         inside = self.box.contains(t)
         u = ((self.box.to_unbounded(t) - self.z_mean) / self.z_std).astype(np.float32)
         log_q = np.empty((len(self.members), t.shape[0]))
@@ -303,13 +336,15 @@ class NeuralPosterior:
             for k, member in enumerate(self.members):
                 member.eval()
                 parts = []
-                shared = self._contexts(member, xs) if xr.shape[0] == 1 else None
+                shared = self._contexts(member, xs) if per_x is not None else None
                 for start in range(0, t.shape[0], INFERENCE_BATCH):
                     ub = ut[start : start + INFERENCE_BATCH]
                     if shared is None:
                         context = self._contexts(member, xs[start : start + INFERENCE_BATCH])
-                    else:
+                    elif shared.shape[0] == 1:
                         context = shared.expand(ub.shape[0], -1)
+                    else:
+                        context = shared[torch.arange(start, start + ub.shape[0]) // per_x]
                     parts.append(self._member_log_prob(k, member.flow(context), ub).double())
                 log_q[k] = torch.cat(parts).numpy()
         mixture = np.logaddexp.reduce(log_q, axis=0) - math.log(len(self.members))

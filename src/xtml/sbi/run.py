@@ -269,7 +269,7 @@ def _train_sbi(
     t2 = time.perf_counter()
     samples = posterior.sample(x_test, v.n_samples, rng=rng)
     t_sample = time.perf_counter() - t2
-    lp_samples = np.stack([posterior.log_prob(s, xi) for s, xi in zip(samples, x_test, strict=True)])
+    lp_samples = posterior.log_prob_draws(samples, x_test)
     lp_truth = posterior.log_prob(theta_test, x_test)
     report = check_calibration(
         samples,
