@@ -601,7 +601,7 @@ def build_parser() -> argparse.ArgumentParser:
     sbi_train.add_argument(
         "--no-progress", action="store_true", help="no progress lines (bars only ever on a terminal)"
     )
-    add_dask_arguments(sbi_train)  # the simulations on Dask (`--workers 2` halves them on 2 cores)
+    add_dask_arguments(sbi_train)  # the simulations on Dask (a gain beyond 2 cores: docs/cluster.md)
     sbi_train.set_defaults(func=_cmd_sbi_train)
     sbi_infer = sbi_sub.add_parser(
         "infer",

@@ -97,7 +97,7 @@ def _dataset(
     config: SBIConfig, which: str, out: Path, log: Callable[[str], None] | None, client: Any = None
 ) -> Any:
     from xtml.data import open_dataset
-    from xtml.parallel import simulate_dataset_dask
+    from xtml.parallel.simulate import simulate_dataset_dask
 
     given = getattr(config.sbi, f"{which}_data")
     if given is not None:
