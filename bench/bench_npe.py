@@ -230,12 +230,11 @@ def _scenario(name: str, **sbi: Any) -> Any:
 
 def _arrays(cfg: Any, ds: Any, n: int | None = None) -> tuple[np.ndarray, np.ndarray, Any]:
     """(theta, x, input spec) of the first ``n`` rows of the scenario's class in ``ds``."""
-    from xtml.sbi.inputs import InputSpec, dataset_inputs
-    from xtml.sbi.run import _rows_of_class, _theta
+    from xtml.sbi.inputs import InputSpec
+    from xtml.sbi.run import scenario_arrays
 
     spec = InputSpec.from_dataset(ds, cfg.sbi.channels, cfg.sbi.scalars)
-    rows = _rows_of_class(ds, cfg.sbi.class_name)[:n]
-    return _theta(ds, cfg.sbi.parameters, rows), dataset_inputs(ds, spec, rows), spec
+    return (*scenario_arrays(cfg, ds, spec, n), spec)
 
 
 def _npe_config(cfg: Any, spec: Any, **over: Any) -> NPEConfig:
@@ -359,10 +358,8 @@ def anchor(threads: int | None, n_train: int, n_obs: int, data: Path | None) -> 
     except ImportError:
         print('  sbi is not installed: pip install "sbi>=0.27,<0.28" (the sbi-check extra); anchor skipped')
         return {"skipped": "sbi not installed"}
-    from threadpoolctl import threadpool_limits
-
-    from xtml.reference import SpectralModel, sample_posterior
-    from xtml.sbi.comparisons import c2st
+    from xtml.reference import SpectralModel
+    from xtml.sbi.comparisons import compare_with_reference, exact_posterior_draws
     from xtml.sbi.run import scenario_prior
 
     cfg = _scenario("ideal")
@@ -391,26 +388,20 @@ def anchor(threads: int | None, n_train: int, n_obs: int, data: Path | None) -> 
     )
     sim = cfg.simulation
     model = SpectralModel(sim.classes[sim.class_names.index(cfg.sbi.class_name)].model, noise="poisson")
-    log = np.asarray(box.log, dtype=bool)
     rows = []
     for i in range(theta_test.shape[0]):
-        with threadpool_limits(1):
-            mc = sample_posterior(test_ds.spectra(np.array([i])), model, prior, rng=i)
-        ref = mc.samples[:, [mc.param_names.index(n) for n in cfg.sbi.parameters]]
-        n = min(len(ref), 4000)
-        ref = ref[np.random.default_rng(i).choice(len(ref), n, replace=False)]
+        ref, _ = exact_posterior_draws(
+            test_ds.spectra(np.array([i])), model, prior, cfg.sbi.parameters, rng=i
+        )
         draws = {
-            "xtml raw": ours.sample(x_test[i : i + 1], n, rng=i)[0],
-            "xtml": recal.sample(x_test[i : i + 1], n, rng=i)[0],
-            "sbi": _sbi_sample(theirs, x_test[i], n, box),
+            "xtml raw": ours.sample(x_test[i : i + 1], len(ref), rng=i)[0],
+            "xtml": recal.sample(x_test[i : i + 1], len(ref), rng=i)[0],
+            "sbi": _sbi_sample(theirs, x_test[i], len(ref), box),
         }
         row: dict[str, Any] = {}
         for key, d in draws.items():
-            a, b = ref.copy(), d.copy()
-            a[:, log], b[:, log] = np.log(a[:, log]), np.log(b[:, log])
-            with threadpool_limits(1):
-                row[f"c2st {key}"] = c2st(a, b, rng=i)
-            row[f"std ratio {key}"] = b.std(axis=0) / a.std(axis=0)
+            cmp = compare_with_reference(ref, d, log=box.log, rng=i)
+            row[f"c2st {key}"], row[f"std ratio {key}"] = cmp.c2st, cmp.std_ratio
         rows.append(row)
         print(f"  obs {i:3d}  C2ST " + "  ".join(f"{k} {row[f'c2st {k}']:.3f}" for k in draws), flush=True)
     out: dict[str, Any] = {

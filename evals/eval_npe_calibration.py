@@ -43,9 +43,10 @@ from typing import Any
 import numpy as np
 
 from xtml.data import open_dataset, simulate_dataset
+from xtml.sbi.comparisons import compare_with_reference, exact_posterior_draws
 from xtml.sbi.diagnostics import check_calibration
-from xtml.sbi.inputs import InputSpec, dataset_inputs
-from xtml.sbi.run import _rows_of_class, _theta, scenario_prior
+from xtml.sbi.inputs import InputSpec
+from xtml.sbi.run import scenario_arrays, scenario_prior
 from xtml.sbi.scenario import CALIBRATION_SEED_OFFSET, TEST_SEED_OFFSET, SBIConfig, load_sbi_config
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -96,11 +97,6 @@ def pools(cfg: SBIConfig, out: Path, n_train: int) -> dict[str, Any]:
     return found
 
 
-def arrays(cfg: SBIConfig, ds: Any, spec: InputSpec) -> tuple[np.ndarray, np.ndarray]:
-    rows = _rows_of_class(ds, cfg.sbi.class_name)
-    return _theta(ds, cfg.sbi.parameters, rows), dataset_inputs(ds, spec, rows)
-
-
 def judge(post: Any, theta: np.ndarray, x: np.ndarray, names: tuple[str, ...]) -> dict[str, Any]:
     """The gate's checks and the study's figures on the test pool."""
     rng = np.random.default_rng(0)
@@ -131,9 +127,7 @@ def judge(post: Any, theta: np.ndarray, x: np.ndarray, names: tuple[str, ...]) -
 
 def mcmc_reference(cfg: SBIConfig, test: Any, out: Path) -> dict[int, np.ndarray]:
     """Exact-likelihood MCMC samples (at most 4,000, in ``cfg.sbi.parameters`` order) of the C2ST rows."""
-    from threadpoolctl import threadpool_limits
-
-    from xtml.reference import SpectralModel, sample_posterior
+    from xtml.reference import SpectralModel
 
     sim = cfg.simulation
     model = SpectralModel(sim.classes[sim.class_names.index(cfg.sbi.class_name)].model, noise="poisson")
@@ -144,11 +138,10 @@ def mcmc_reference(cfg: SBIConfig, test: Any, out: Path) -> dict[int, np.ndarray
         path = out / "mcmc" / f"row_{i}.npz"
         if not path.is_file():
             t = time.perf_counter()
-            with threadpool_limits(1):
-                mc = sample_posterior(test.spectra(np.array([i])), model, prior, rng=i)
-            a = mc.samples[:, [mc.param_names.index(n) for n in cfg.sbi.parameters]]
-            a = a[np.random.default_rng(i).choice(len(a), min(len(a), 4000), replace=False)]
-            np.savez(path, samples=a, converged=mc.converged)
+            a, converged = exact_posterior_draws(
+                test.spectra(np.array([i])), model, prior, cfg.sbi.parameters, rng=i
+            )
+            np.savez(path, samples=a, converged=converged)
             print(f"  MCMC of test row {i}: {time.perf_counter() - t:.0f} s", flush=True)
         ref[i] = np.load(path)["samples"]
     return ref
@@ -156,19 +149,11 @@ def mcmc_reference(cfg: SBIConfig, test: Any, out: Path) -> dict[int, np.ndarray
 
 def judge_c2st(post: Any, x: np.ndarray, ref: dict[int, np.ndarray]) -> dict[str, Any]:
     """C2ST and posterior-std ratio against the MCMC, per reference row (log where the prior is)."""
-    from threadpoolctl import threadpool_limits
-
-    from xtml.sbi.comparisons import c2st
-
-    log = np.asarray(post.box.log, dtype=bool)
     scores, ratios = {}, []
     for i, a in ref.items():
-        b = post.sample(x[i : i + 1], len(a), rng=i)[0]
-        ratios.append(b.std(axis=0) / a.std(axis=0))
-        a_t, b_t = a.copy(), b.copy()
-        a_t[:, log], b_t[:, log] = np.log(a[:, log]), np.log(b[:, log])
-        with threadpool_limits(1):
-            scores[i] = round(float(c2st(a_t, b_t, rng=i)), 3)
+        cmp = compare_with_reference(a, post.sample(x[i : i + 1], len(a), rng=i)[0], log=post.box.log, rng=i)
+        scores[i] = round(cmp.c2st, 3)
+        ratios.append(cmp.std_ratio)
     return {
         "c2st_rows": f"{min(ref)}-{max(ref)}",
         "c2st_median": float(np.median(list(scores.values()))),
@@ -193,9 +178,9 @@ def run(scenario: str, variants: list[dict[str, Any]]) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     ds = pools(cfg, out, max(v["n"] for v in variants))
     spec = InputSpec.from_dataset(ds["train"], cfg.sbi.channels, cfg.sbi.scalars)
-    theta, x = arrays(cfg, ds["train"], spec)
-    theta_c, x_c = arrays(cfg, ds["calibration"], spec)
-    theta_t, x_t = arrays(cfg, ds["test"], spec)
+    theta, x = scenario_arrays(cfg, ds["train"], spec)
+    theta_c, x_c = scenario_arrays(cfg, ds["calibration"], spec)
+    theta_t, x_t = scenario_arrays(cfg, ds["test"], spec)
     names = cfg.sbi.parameters
     box = BoxTransform.from_prior(scenario_prior(cfg), names)
     ref = mcmc_reference(cfg, ds["test"], out) if scenario == "ideal" else None

@@ -158,8 +158,8 @@ def speed_section(out: Path) -> dict:
 def c2st_section(out: Path, cfg: SBIConfig, n_obs: int) -> dict:
     """Scenario (a): SBI against the exact-likelihood MCMC on the first ``n_obs`` test observations."""
     from xtml.data import open_dataset
-    from xtml.reference import SpectralModel, sample_posterior
-    from xtml.sbi.comparisons import c2st
+    from xtml.reference import SpectralModel
+    from xtml.sbi.comparisons import compare_with_reference, exact_posterior_draws
     from xtml.sbi.inputs import dataset_inputs
     from xtml.sbi.run import load_run_posterior, scenario_prior
 
@@ -167,37 +167,24 @@ def c2st_section(out: Path, cfg: SBIConfig, n_obs: int) -> dict:
     post = rp.posterior
     ds = open_dataset(out / "test.zarr")
     sim = cfg.simulation
-    spec = sim.classes[sim.class_names.index(cfg.sbi.class_name)]
-    model = SpectralModel(spec.model, noise="poisson")
+    model = SpectralModel(sim.classes[sim.class_names.index(cfg.sbi.class_name)].model, noise="poisson")
     prior = scenario_prior(cfg)
-    log_cols = np.asarray(post.box.log, dtype=bool)
     rows, t_mcmc = [], []
     for i in range(n_obs):
-        spectrum = ds.spectra(np.array([i]))
         t = time.perf_counter()
-        mc = sample_posterior(spectrum, model, prior, rng=i)
+        a, converged = exact_posterior_draws(ds.spectra(np.array([i])), model, prior, post.names, rng=i)
         t_mcmc.append(time.perf_counter() - t)
-        cols = [mc.param_names.index(n) for n in post.names]
-        a = mc.samples[:, cols]
-        x = dataset_inputs(ds, rp.inputs, np.array([i]))
-        n = min(len(a), 4000)
-        a = a[np.random.default_rng(i).choice(len(a), n, replace=False)]
-        b = post.sample(x, n, rng=i)[0]
-        a_t, b_t = a.copy(), b.copy()
-        a_t[:, log_cols], b_t[:, log_cols] = np.log(a[:, log_cols]), np.log(b[:, log_cols])
-        score = c2st(a_t, b_t, rng=i)
+        b = post.sample(dataset_inputs(ds, rp.inputs, np.array([i])), len(a), rng=i)[0]
+        cmp = compare_with_reference(a, b, log=post.box.log, rng=i)
         rows.append(
             {
                 "index": i,
-                "c2st": score,
-                "converged": bool(mc.converged),
-                **{
-                    f"std_ratio[{nm}]": float(b[:, k].std() / a[:, k].std())
-                    for k, nm in enumerate(post.names)
-                },
+                "c2st": cmp.c2st,
+                "converged": converged,
+                **{f"std_ratio[{nm}]": float(r) for nm, r in zip(post.names, cmp.std_ratio, strict=True)},
             }
         )
-        print(f"  obs {i}: C2ST {score:.3f}, MCMC {t_mcmc[-1]:.1f} s", flush=True)
+        print(f"  obs {i}: C2ST {cmp.c2st:.3f}, MCMC {t_mcmc[-1]:.1f} s", flush=True)
     scores = np.array([r["c2st"] for r in rows])
     ratios = {nm: float(np.median([r[f"std_ratio[{nm}]"] for r in rows])) for nm in post.names}
     within = {nm: float(np.mean([abs(r[f"std_ratio[{nm}]"] - 1) <= 0.10 for r in rows])) for nm in post.names}

@@ -9,7 +9,16 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from xtml.sbi.comparisons import PPC_STATISTICS, c2st, posterior_predictive_pvalue, spectral_ppc
+from xtml.psd import Constant, Fixed, JointPrior, LogUniform, PSDModel
+from xtml.reference import SpectralModel
+from xtml.sbi.comparisons import (
+    PPC_STATISTICS,
+    c2st,
+    compare_with_reference,
+    exact_posterior_draws,
+    posterior_predictive_pvalue,
+    spectral_ppc,
+)
 from xtml.sbi.diagnostics import (
     CalibrationError,
     check_calibration,
@@ -18,6 +27,7 @@ from xtml.sbi.diagnostics import (
     sbc_uniformity,
     tarp,
 )
+from xtml.timing import PowerSpectrum
 
 
 def gaussian_posteriors(rng, n_obs, n_samples, n_params=2, s=0.5, shift=0.0, width=1.0, skew=0.0):
@@ -236,6 +246,59 @@ def test_c2st_boosting_and_unequal_sizes(rng):
     a = rng.normal(size=(1500, 2))
     assert abs(c2st(a, rng.normal(size=(500, 2)), rng=rng, classifier="hgb") - 0.5) < 0.05
     assert c2st(a, rng.normal(size=(500, 2)) * 3, rng=rng, classifier="hgb") > 0.7
+
+
+def test_compare_with_reference_takes_the_c2st_in_log_and_the_std_ratio_in_units(rng):
+    """Log-normal draws: in log a 20 % wider posterior is a scale change the C2ST sees; the same draws
+    compared with themselves shifted by a tenth of a sigma in log are nearly indistinguishable."""
+    ref = np.exp(rng.normal(0.0, 0.5, size=(2000, 2)))
+    wide = np.exp(rng.normal(0.0, 0.5 * 1.2, size=(2000, 2)))
+    same = np.exp(rng.normal(0.0, 0.5, size=(2000, 2)))
+    cmp_same = compare_with_reference(ref, same, log=[True, True], rng=0)
+    cmp_wide = compare_with_reference(ref, wide, log=[True, True], rng=0)
+    assert abs(cmp_same.c2st - 0.5) < 0.04
+    assert cmp_wide.c2st > cmp_same.c2st + 0.02
+    np.testing.assert_allclose(cmp_same.std_ratio, 1.0, atol=0.1)
+    # in units, not log: a log-normal's sd is sqrt((exp(s^2) - 1) exp(s^2)), 1.30 times larger for s = 0.6
+    expected = np.sqrt((np.exp(0.36) - 1) * np.exp(0.36)) / np.sqrt((np.exp(0.25) - 1) * np.exp(0.25))
+    np.testing.assert_allclose(cmp_wide.std_ratio, expected, rtol=0.12)
+    with pytest.raises(ValueError, match=r"values <= 0 in the log columns \[1\]"):
+        compare_with_reference(ref, np.c_[same[:, 0], -same[:, 1]], log=[True, True], rng=0)
+    with pytest.raises(ValueError, match="one flag per parameter"):
+        compare_with_reference(ref, same, log=[True], rng=0)
+    with pytest.raises(ValueError, match="same parameters"):
+        compare_with_reference(ref, same[:, :1], rng=0)
+
+
+def test_exact_posterior_draws_match_the_conjugate_posterior():
+    """White Leahy powers (gamma, m = 5, N = 200) and a 1/S prior: the posterior of S is inverse-gamma
+    (N m, m sum P); the thinned MCMC draws are indistinguishable from exact draws by the C2ST."""
+    m, n = 5, 200
+    power = np.random.default_rng(7).gamma(m, 2.0 / m, n)
+    ps = PowerSpectrum(
+        freq=np.arange(1.0, n + 1),
+        power=power[None],
+        m=np.full(n, m),
+        df=np.ones(n),
+        norm="leahy",
+        mean_rate=[100.0],
+        segment_length=1.0,
+        dt=1.0 / (2 * n + 2),
+        n_segments=m,
+    )
+    model = SpectralModel(PSDModel.from_components({"floor": Constant()}), noise="free")
+    prior = JointPrior({"floor.level": Fixed(0.0), "noise.level": LogUniform(0.5, 8.0)})
+    draws, converged = exact_posterior_draws(ps, model, prior, ("noise.level",), rng=3, max_draws=2000)
+    assert converged
+    assert draws.shape == (2000, 1)
+    exact = stats.invgamma(a=n * m, scale=m * power.sum()).rvs(size=(2000, 1), random_state=4)
+    cmp = compare_with_reference(exact, draws, log=[True], rng=0)
+    assert abs(cmp.c2st - 0.5) < 0.04
+    np.testing.assert_allclose(cmp.std_ratio, 1.0, atol=0.12)
+    again, _ = exact_posterior_draws(ps, model, prior, ("noise.level",), rng=3, max_draws=2000)
+    np.testing.assert_array_equal(draws, again)  # same seed, same draws
+    with pytest.raises(ValueError, match="not parameters of the model"):
+        exact_posterior_draws(ps, model, prior, ("qpo.nu0",), rng=3)
 
 
 # ----------------------------------------------------------------------------- posterior predictive

@@ -22,9 +22,9 @@ from independent_generator import observe
 from xtml.data import open_dataset, simulate_dataset
 from xtml.demo import demo_config_path
 from xtml.sbi.diagnostics import expected_coverage
-from xtml.sbi.inputs import InputSpec, dataset_inputs, spectrum_inputs
+from xtml.sbi.inputs import InputSpec, spectrum_inputs
 from xtml.sbi.npe import NPEConfig, train_npe
-from xtml.sbi.run import _rows_of_class, _theta, scenario_prior
+from xtml.sbi.run import scenario_arrays, scenario_prior
 from xtml.sbi.scenario import CALIBRATION_SEED_OFFSET, load_sbi_config
 from xtml.sbi.transforms import BoxTransform
 from xtml.timing.stingray_io import from_stingray
@@ -62,8 +62,7 @@ def trained(tmp_path_factory):
     names = cfg.sbi.parameters
 
     def arrays(ds):
-        rows = _rows_of_class(ds, cfg.sbi.class_name)
-        return _theta(ds, names, rows), dataset_inputs(ds, spec, rows)
+        return scenario_arrays(cfg, ds, spec)
 
     box = BoxTransform.from_prior(scenario_prior(cfg), names)
     npe = NPEConfig.from_dict({**cfg.npe, "n_channels": 1, "n_scalars": 1})

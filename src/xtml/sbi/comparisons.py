@@ -34,8 +34,11 @@ from threadpoolctl import threadpool_limits
 
 __all__ = [
     "PPC_STATISTICS",
+    "ReferenceComparison",
     "SpectralPPCResult",
     "c2st",
+    "compare_with_reference",
+    "exact_posterior_draws",
     "posterior_predictive_pvalue",
     "spectral_ppc",
 ]
@@ -172,6 +175,132 @@ def c2st(
         warnings.filterwarnings("ignore", category=ConvergenceWarning)
         scores = cross_val_score(model, x, y, cv=folds, scoring="balanced_accuracy")
     return float(np.mean(scores))
+
+
+# ----------------------------------------------------------------------------- against a reference posterior
+
+
+@dataclass(frozen=True)
+class ReferenceComparison:
+    """How far one observation's posterior draws are from reference draws (e.g. the exact MCMC).
+
+    Attributes
+    ----------
+    c2st : float
+        :func:`c2st` between the two sets of draws (0.5: indistinguishable).
+    std_ratio : ndarray, shape (n_params,)
+        Standard deviation of the draws over the reference's, per parameter (1: as sharp).
+    """
+
+    c2st: float
+    std_ratio: FloatArray
+
+
+def compare_with_reference(
+    reference: ArrayLike,
+    draws: ArrayLike,
+    *,
+    log: ArrayLike | None = None,
+    rng: RNGLike,
+) -> ReferenceComparison:
+    """C2ST and ratio of standard deviations of posterior ``draws`` against ``reference`` draws.
+
+    The C2ST is taken in the coordinates where the prior is flat (the logarithm of the parameters
+    flagged in ``log``: a log-uniform prior's scale), so that the classifier sees the posterior's shape
+    rather than the dynamic range of a scale parameter; the standard deviations are in the parameters'
+    own units.
+
+    Parameters
+    ----------
+    reference, draws : array_like, shape (n_ref, n_params) and (n_draws, n_params)
+        Draws of the same observation's posterior, the columns in the same order; positive where
+        ``log`` is set.
+    log : array_like of bool, shape (n_params,), optional
+        Columns compared in log (default: none).
+    rng : numpy.random.Generator, int or None
+        Random state of the C2ST.
+
+    Returns
+    -------
+    ReferenceComparison
+
+    Examples
+    --------
+    >>> gen = np.random.default_rng(0)
+    >>> ref = gen.normal(size=(1000, 2))
+    >>> cmp = compare_with_reference(ref, 2.0 * gen.normal(size=(1000, 2)), rng=0)
+    >>> bool(cmp.c2st > 0.6), np.round(cmp.std_ratio, 1).tolist()
+    (True, [2.0, 2.0])
+    """
+    a, b = _as_2d(reference, "reference"), _as_2d(draws, "draws")
+    if a.shape[1] != b.shape[1]:
+        raise ValueError(
+            f"reference and draws must have the same parameters, got {a.shape[1]} and {b.shape[1]} columns"
+        )
+    mask = np.zeros(a.shape[1], dtype=bool) if log is None else np.asarray(log, dtype=bool)
+    if mask.shape != (a.shape[1],):
+        raise ValueError(f"log must have one flag per parameter ({a.shape[1]}), got shape {mask.shape}")
+    for name, v in (("reference", a), ("draws", b)):
+        bad = mask & np.any(v <= 0, axis=0)
+        if bad.any():
+            raise ValueError(f"{name} has values <= 0 in the log columns {np.flatnonzero(bad).tolist()}")
+    a_t, b_t = a.copy(), b.copy()
+    a_t[:, mask], b_t[:, mask] = np.log(a[:, mask]), np.log(b[:, mask])
+    return ReferenceComparison(c2st=c2st(a_t, b_t, rng=rng), std_ratio=b.std(axis=0) / a.std(axis=0))
+
+
+def exact_posterior_draws(
+    spectrum: Any,
+    model: Any,
+    prior: Any,
+    names: tuple[str, ...] | list[str],
+    *,
+    rng: int,
+    max_draws: int = 4000,
+    n_threads: int | None = 1,
+) -> tuple[FloatArray, bool]:
+    """Draws of the exact-likelihood posterior of one spectrum (emcee on the Whittle likelihood).
+
+    The reference of a neural posterior where the likelihood is exact (independent segments, no
+    detector effects: scenario (a)): :func:`xtml.reference.sample_posterior`, run until converged, its
+    chain thinned at random to at most ``max_draws`` rows.
+
+    Parameters
+    ----------
+    spectrum : PowerSpectrum
+        One spectrum (``n = 1``).
+    model : SpectralModel
+        Expected power of the parameters (``noise="poisson"`` for the white level of the counts).
+    prior : JointPrior
+        Over the model's parameters.
+    names : sequence of str
+        Parameters of the result, in this order (a subset of the model's).
+    rng : int
+        Seed of the sampler and of the thinning.
+    max_draws : int
+        Rows kept.
+    n_threads : int or None
+        BLAS threads while sampling (1: the small matrix work is fastest on one thread; None leaves
+        them alone).
+
+    Returns
+    -------
+    draws : ndarray, shape (min(n_chain, max_draws), len(names))
+    converged : bool
+        Whether the sampler reached its effective-sample-size target.
+    """
+    from xtml.reference import sample_posterior
+
+    if int(max_draws) != max_draws or max_draws < 1:
+        raise ValueError(f"max_draws must be a positive integer, got {max_draws!r}")
+    with threadpool_limits(limits=n_threads):
+        mc = sample_posterior(spectrum, model, prior, rng=rng)
+    missing = [n for n in names if n not in mc.param_names]
+    if missing:
+        raise ValueError(f"names {missing} are not parameters of the model {list(mc.param_names)}")
+    a = mc.samples[:, [mc.param_names.index(n) for n in names]]
+    keep = np.random.default_rng(rng).choice(len(a), min(len(a), int(max_draws)), replace=False)
+    return a[keep], bool(mc.converged)
 
 
 # ----------------------------------------------------------------------------- posterior predictive

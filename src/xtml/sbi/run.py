@@ -60,6 +60,7 @@ __all__ = [
     "UncalibratedPosteriorError",
     "accuracy_table",
     "load_run_posterior",
+    "scenario_arrays",
     "scenario_prior",
     "train_sbi_run",
 ]
@@ -91,6 +92,32 @@ def _theta(ds: Any, names: tuple[str, ...], rows: NDArray[np.int64]) -> NDArray[
     params = np.asarray(ds.array("params"))[rows]
     cols = [ds.param_names.index(n) for n in names]
     return params[:, cols]
+
+
+def scenario_arrays(
+    config: SBIConfig, ds: Any, spec: InputSpec, n: int | None = None
+) -> tuple[NDArray[np.float64], NDArray[np.float32]]:
+    """The parameters and network inputs of the scenario's class in a simulated dataset.
+
+    Parameters
+    ----------
+    config : SBIConfig
+        The scenario: its ``sbi.class_name`` selects the rows, ``sbi.parameters`` the columns.
+    ds : Dataset
+        A dataset of :func:`xtml.data.open_dataset` (train, calibration or test simulations).
+    spec : InputSpec
+        The network inputs (:meth:`InputSpec.from_dataset`).
+    n : int, optional
+        Only the first ``n`` rows of the class (all by default).
+
+    Returns
+    -------
+    theta : ndarray, shape (n_rows, n_params)
+        In the order of ``config.sbi.parameters``.
+    x : ndarray, shape (n_rows, spec.n_features)
+    """
+    rows = _rows_of_class(ds, config.sbi.class_name)[:n]
+    return _theta(ds, config.sbi.parameters, rows), dataset_inputs(ds, spec, rows)
 
 
 def _dataset(
@@ -224,10 +251,9 @@ def _train_sbi(
     t_sim = time.perf_counter() - t0
     names = config.sbi.parameters
     spec = InputSpec.from_dataset(train_ds, config.sbi.channels, config.sbi.scalars)
-    rows_train = _rows_of_class(train_ds, config.sbi.class_name)
     rows_test = _rows_of_class(test_ds, config.sbi.class_name)
-    theta, x = _theta(train_ds, names, rows_train), dataset_inputs(train_ds, spec, rows_train)
-    theta_test, x_test = _theta(test_ds, names, rows_test), dataset_inputs(test_ds, spec, rows_test)
+    theta, x = scenario_arrays(config, train_ds, spec)
+    theta_test, x_test = scenario_arrays(config, test_ds, spec)
     rates_test = np.asarray(test_ds.array("params"))[rows_test, test_ds.param_names.index("rate")]
     box = BoxTransform.from_prior(scenario_prior(config), names)
     npe_dict = dict(config.npe)
@@ -249,14 +275,12 @@ def _train_sbi(
     t_train = time.perf_counter() - t1
     recal_text = ""
     if cal_ds is not None:
-        rows_cal = _rows_of_class(cal_ds, config.sbi.class_name)
-        posterior = posterior.recalibrate(
-            _theta(cal_ds, names, rows_cal), dataset_inputs(cal_ds, spec, rows_cal)
-        )
+        theta_cal, x_cal = scenario_arrays(config, cal_ds, spec)
+        posterior = posterior.recalibrate(theta_cal, x_cal)
         chol = np.asarray(posterior.recalibration["chol"])  # (K, d, d): the new base's spread per axis
         spread = np.sqrt(np.einsum("kij,kij->ki", chol, chol))
         recal_text = (
-            f"recalibrated on {rows_cal.size} held-out simulations (not the test set): base spread "
+            f"recalibrated on {len(theta_cal)} held-out simulations (not the test set): base spread "
             f"x{spread.min():.3f} to x{spread.max():.3f} across members and coordinates"
         )
     post_dir = posterior.save(out / "posterior")
