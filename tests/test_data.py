@@ -453,3 +453,77 @@ def test_independent_segments_remove_the_leak_the_whittle_reference_ignores(tmp_
         assert np.all(np.abs(z) < 4), z[:8]
     else:  # the leak: the lowest bins hold 30-60 % more than the PSD there (measured z +12 to +31)
         assert np.all(z[:3] > 4), z[:8]
+
+
+RED = """
+[observation]
+dt = 0.0078125
+segment_bins = 2048
+n_segments = 8
+red_noise_factor = 8
+norm = "frac"
+
+[rate]
+dist = "uniform"
+low = 200.0
+high = 1000.0
+
+[classes.red]
+components = { red = "powerlaw_rms:0.1-10" }
+
+[classes.red.priors]
+"red.rms" = { dist = "uniform", low = 0.05, high = 0.3 }
+"red.index" = { dist = "uniform", low = 0.8, high = 2.0 }
+
+[dataset]
+seed = 3
+chunk_size = 200
+"""
+
+
+def test_red_noise_prior_by_band_rms_is_one_class_and_a_runaway_prior_is_refused_in_its_terms(tmp_path):
+    """'index 0.8-2.0, rms 0.05-0.3 over 0.1-10 Hz' is one class. Simulated over 1,024 s (8 segments of
+    16 s, 8 times longer against the leak) its steep draws extrapolate to a rate rms far above 1 at
+    1e-3 Hz: refused before anything is simulated, naming the parameter that drives it and a bound that
+    fixes it; on 16-s independent segments the same prior is accepted and simulated."""
+    with pytest.raises(
+        ValueError, match=r"\[classes.red\] the prior implies a rate curve that is negative"
+    ) as err:
+        SimulationConfig.from_dict(tomllib.loads(RED))
+    msg = str(err.value)
+    assert "0.000977-64 Hz" in msg
+    assert "It rises most with red.index" in msg
+    bound = float(msg.split("an upper bound of about ")[1].split(" on red.index")[0])
+    assert 0.8 < bound < 2.0
+    SimulationConfig.from_dict(tomllib.loads(RED.replace("high = 2.0 }", f"high = {bound} }}")))
+    short = RED.replace("red_noise_factor = 8", "red_noise_factor = 1\nindependent_segments = true")
+    config = SimulationConfig.from_dict(tomllib.loads(short))
+    assert config.param_names == ("rate", "red.rms", "red.index")
+    assert SimulationConfig.from_dict(config.to_dict()) == config
+    simulate_dataset(config, 200, tmp_path / "red.zarr", progress=False)
+    assert np.all(np.isfinite(open_dataset(tmp_path / "red.zarr").array("power")))
+    runaway = RED.replace('components = { red = "powerlaw_rms:0.1-10" }', 'components = { red = "powerlaw" }')
+    runaway = runaway.replace(
+        '"red.rms" = { dist = "uniform", low = 0.05, high = 0.3 }',
+        '"red.norm" = { dist = "loguniform", low = 1e-3, high = 1e-1 }',
+    ).replace("low = 0.8, high = 2.0", "low = 1.0, high = 1.6")
+    with pytest.raises(ValueError, match=r"It rises most with red\.norm"):
+        SimulationConfig.from_dict(tomllib.loads(runaway))
+
+
+def test_a_segment_without_photons_is_reported_with_the_draw_that_made_it(tmp_path):
+    """A prior just inside the config check can still draw rates clipped to zero for a whole segment:
+    the error names the class, the draw, the expected photons and the clipped fraction."""
+    raw = RED.replace('components = { red = "powerlaw_rms:0.1-10" }', 'components = { red = "powerlaw" }')
+    raw = raw.replace(
+        '"red.rms" = { dist = "uniform", low = 0.05, high = 0.3 }',
+        '"red.norm" = { dist = "loguniform", low = 1e-3, high = 3.5e-3 }',
+    )
+    raw = raw.replace("low = 0.8, high = 2.0", "low = 1.0, high = 1.6")
+    config = SimulationConfig.from_dict(tomllib.loads(raw))
+    with pytest.raises(
+        ValueError,
+        match=r"a segment without a single photon.*class 'red' \(rate = .*red.norm = "
+        r".*photons per 16 s segment.*negative \(clipped to 0\) in \d+ % of its bins",
+    ):
+        simulate_dataset(config, 1000, tmp_path / "empty.zarr", progress=False)

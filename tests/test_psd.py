@@ -182,3 +182,37 @@ def test_prior_config_round_trip_and_errors():
         JointPrior({"qpo.nu0": Fixed(1), "qpo.q": Fixed(1), "qpo.amp": Fixed(1)}).require(
             ("qpo.nu0", "qpo.q", "qpo.rms")
         )
+
+
+@pytest.mark.parametrize("index", [-0.5, 0.8, 1.0, 1.0 + 1e-10, 1.5, 2.0, 3.0])
+def test_power_law_by_band_rms_integrates_to_rms_squared_over_its_band(index):
+    """PowerLaw(rms_band=...): the integral over the band is rms^2 for every index, through index = 1."""
+    comp = PowerLaw(rms_band=(0.1, 10.0))
+    assert comp.param_names == ("rms", "index")
+    val, _ = integrate.quad(lambda f: comp.evaluate(np.array([f]), [0.2, index])[0, 0], 0.1, 10.0, limit=200)
+    assert val == pytest.approx(0.04, rel=1e-8)
+    # the same curve as the 1-Hz normalisation it implies
+    norm = comp.norm_at_1hz([[0.2, index]])
+    f = np.geomspace(0.01, 100, 9)
+    np.testing.assert_allclose(
+        comp.evaluate(f, [0.2, index]), PowerLaw().evaluate(f, [norm[0], index]), rtol=1e-12
+    )
+
+
+def test_power_law_by_band_rms_from_configuration_names():
+    model = PSDModel.from_kinds({"red": "powerlaw_rms:0.1-10", "qpo": "lorentzian"})
+    assert model.param_names == ("red.rms", "red.index", "qpo.nu0", "qpo.q", "qpo.rms")
+    assert PSDModel.from_kinds(model.to_kinds()) == model
+    tiny = PSDModel.from_kinds({"red": "powerlaw_rms:1e-05-0.5"})  # exponents keep their minus sign
+    assert tiny.components[0][1].rms_band == (1e-05, 0.5)
+    assert PSDModel.from_kinds(tiny.to_kinds()) == tiny
+    with pytest.raises(ValueError, match=r"'powerlaw_rms:LOW-HIGH', e.g. 'powerlaw_rms:0.1-10'"):
+        make_component("powerlaw_rms")
+    with pytest.raises(ValueError, match=r"0 < low < high .* got \(10.0, 1.0\)"):
+        make_component("powerlaw_rms:10-1")
+    with pytest.raises(
+        ValueError, match=r"parameter red.rms = 1.5 \(row 0\) is outside the allowed range \(0.0, 1.0\]"
+    ):
+        model.check([[1.5, 1.0, 5.0, 10.0, 0.1]])
+    with pytest.raises(ValueError, match="powerlaw_rms:LOW-HIGH"):
+        make_component("power_law")

@@ -509,7 +509,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--model",
         required=True,
         help="components as name=kind pairs, e.g. broad=zero_lorentzian,qpo=lorentzian "
-        "(kinds: powerlaw, bending_powerlaw, lorentzian, lorentzian_fwhm, zero_lorentzian, constant)",
+        "(kinds: powerlaw, powerlaw_rms:LOW-HIGH [rms over LOW-HIGH Hz], bending_powerlaw, lorentzian, "
+        "lorentzian_fwhm, zero_lorentzian, constant)",
     )
     fit.add_argument(
         "--noise",

@@ -295,11 +295,75 @@ def _classes(t: Mapping[str, Any], obs: ObservationSpec) -> tuple[ClassSpec, ...
             model.check(highs)
         except ValueError as err:
             raise ValueError(f"[{where}] prior range not allowed: {err}") from None
+        _check_rate_variability(where, model, prior, obs)
         weight = _get_float(spec, "weight", 1.0, where)
         if weight <= 0:
             raise ValueError(f"[{where}] weight must be > 0, got {weight}")
         out.append(ClassSpec(name=str(name), model=model, prior=prior, weight=weight))
     return tuple(out)
+
+
+#: A class is refused when more than this fraction of its prior draws give the Gaussian rate of Timmer &
+#: Koenig a fractional rms above ``MAX_RATE_RMS``.
+MAX_FRACTION_OVER = 0.05
+#: Fractional rms of the simulated rate above which it is negative (and clipped to 0 by the simulator)
+#: 16 % of the time or more: the light curve no longer has the PSD that was asked for.
+MAX_RATE_RMS = 1.0
+
+
+def rate_rms(model: PSDModel, theta: np.ndarray, obs: ObservationSpec, n_freq: int = 1024) -> np.ndarray:
+    """Fractional rms of the simulated rate for parameter rows ``theta`` (``model.param_names`` order).
+
+    The PSD integrated over what the simulator draws: from ``1 / T`` (``T`` the simulated light curve,
+    ``red_noise_factor`` times a segment or the whole observation) to the Nyquist frequency of the fine
+    grid (``dt / alias_factor``), on a logarithmic grid of ``n_freq`` points.  Shape (n,).
+    """
+    bins = obs.segment_bins if obs.independent_segments else obs.n_bins
+    length = bins * obs.dt * obs.red_noise_factor
+    f_lo, f_hi = 1.0 / length, 0.5 * obs.alias_factor / obs.dt
+    f = np.geomspace(f_lo, f_hi, n_freq)
+    power = model.evaluate(f, theta, check=False) * f  # per ln(nu)
+    var = np.sum(0.5 * (power[:, 1:] + power[:, :-1]) * np.diff(np.log(f)), axis=1)
+    return np.sqrt(np.maximum(var, 0.0))
+
+
+def _check_rate_variability(where: str, model: PSDModel, prior: JointPrior, obs: ObservationSpec) -> None:
+    """Refuse a prior whose light curves would mostly be clipped at zero rate, saying so in its terms."""
+    from scipy import stats
+
+    names = list(prior.priors)
+    theta = prior.sample(512, 0)[:, [names.index(n) for n in model.param_names]]
+    rms = rate_rms(model, theta, obs)
+    over = rms > MAX_RATE_RMS
+    if over.mean() <= MAX_FRACTION_OVER:
+        return
+    free = [k for k in range(theta.shape[1]) if np.ptp(theta[:, k]) > 0]
+    rho = {k: stats.spearmanr(theta[:, k], rms).statistic for k in free}
+    k = max(rho, key=lambda j: abs(rho[j]))
+    name = model.param_names[k]
+    order = np.argsort(theta[:, k] if rho[k] > 0 else -theta[:, k])
+    # the widest prior range on the driving parameter that keeps the draws within the limit
+    bad_so_far = np.cumsum(over[order]) / np.arange(1, len(order) + 1)
+    ok = np.flatnonzero(bad_so_far <= MAX_FRACTION_OVER / 2)  # half: a margin for the 512 draws
+    worst = int(np.argmax(rms))
+    row = ", ".join(f"{n} = {v:.3g}" for n, v in zip(model.param_names, theta[worst], strict=True))
+    hint = ""
+    if ok.size:
+        limit = float(theta[order[ok[-1]], k])
+        hint = (
+            f"; an {'upper' if rho[k] > 0 else 'lower'} bound of about {limit:.3g} on {name} brings it "
+            f"under {100 * MAX_FRACTION_OVER:.0f} % of the draws"
+        )
+    bins = obs.segment_bins if obs.independent_segments else obs.n_bins
+    f_lo = 1.0 / (bins * obs.dt * obs.red_noise_factor)
+    raise ValueError(
+        f"[{where}] the prior implies a rate curve that is negative much of the time: in "
+        f"{100 * over.mean():.0f} % of its draws the fractional rms of the rate over {f_lo:.3g}-"
+        f"{0.5 * obs.alias_factor / obs.dt:.3g} Hz exceeds {MAX_RATE_RMS:g} (a Gaussian rate is then "
+        "below 0, and clipped to 0, at least 16 % of the time; the light curves would not have the PSD of "
+        f"the prior). Median rms {np.median(rms):.2g}, largest {rms[worst]:.2g} at {row}. It rises most "
+        f"with {name} (Spearman {rho[k]:+.2f}){hint}"
+    )
 
 
 def _dataset(t: Mapping[str, Any]) -> DatasetSpec:

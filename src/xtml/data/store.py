@@ -48,7 +48,7 @@ import numpy as np
 import zarr
 from numpy.typing import NDArray
 
-from xtml.data.config import SimulationConfig
+from xtml.data.config import SimulationConfig, rate_rms
 from xtml.data.provenance import provenance
 from xtml.data.resources import check_resources
 from xtml.simulate import observe, simulate_rate
@@ -157,6 +157,7 @@ def simulate_chunk(
         labels, params, clipped, live, split = (
             np.repeat(a, per_obs, axis=0) for a in (labels, params, clipped, live, split)
         )
+    _check_photons(config, counts, labels, params, clipped / (o.n_bins * per_obs * fine), chunk_index)
     ps = _spectrum(config, counts.sum(axis=1))
     out: dict[str, NDArray[Any]] = {
         "params": params,
@@ -182,6 +183,37 @@ def simulate_chunk(
     if config.dataset.store_lightcurves:
         out["lightcurves"] = counts.astype(np.int32)
     return out
+
+
+def _check_photons(
+    config: SimulationConfig,
+    counts: NDArray[np.int64],
+    labels: NDArray[np.int16],
+    params: NDArray[np.float64],
+    clipped: NDArray[np.float64],
+    chunk_index: int,
+) -> None:
+    """Refuse a chunk with a segment without photons, naming the draw of the prior that made it."""
+    o = config.observation
+    per_segment = counts.sum(axis=1).reshape(counts.shape[0], -1, o.segment_bins).sum(axis=2)
+    empty = np.flatnonzero((per_segment == 0).any(axis=1))
+    if empty.size == 0:
+        return
+    i = int(empty[0])
+    spec = config.classes[int(labels[i])]
+    names = config.param_names
+    draw = ", ".join(f"{n} = {params[i, names.index(n)]:.3g}" for n in ("rate", *spec.model.param_names))
+    theta = params[i : i + 1, [names.index(n) for n in spec.model.param_names]]
+    rms = float(rate_rms(spec.model, theta, o)[0])
+    expected = params[i, 0] * o.segment_length
+    raise ValueError(
+        f"{empty.size} simulated spectra of chunk {chunk_index} have a segment without a single photon, "
+        f"whose power spectrum is undefined; the first, a draw of class {spec.name!r} ({draw}), expects "
+        f"{expected:.3g} photons per {o.segment_length:g} s segment, its rate has a fractional rms of "
+        f"{rms:.2g} over the simulated band and was negative (clipped to 0) in "
+        f"{100 * clipped[i]:.0f} % of its bins. Narrow the prior of [classes.{spec.name}] (or "
+        "[rate]) so that the rate stays positive and each segment sees photons"
+    )
 
 
 def _meta(config: SimulationConfig, n: int, seed: int, chunk_size: int) -> dict[str, Any]:

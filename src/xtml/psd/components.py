@@ -11,6 +11,7 @@ Parameters arrive as a 2-D array ``(n, n_params)`` in the order given by the com
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import ClassVar, Literal
 
@@ -26,6 +27,7 @@ __all__ = [
     "ZeroCentredLorentzian",
     "check_params",
     "params_within_bounds",
+    "power_law_band_integral",
 ]
 
 FloatArray = NDArray[np.float64]
@@ -155,6 +157,32 @@ class Component:
         return out
 
 
+def power_law_band_integral(index: ArrayLike2D, f_low: float, f_high: float) -> FloatArray:
+    """``int_{f_low}^{f_high} nu^(-index) d nu`` for an array of indices (same shape as ``index``).
+
+    Exact, and smooth through ``index = 1`` (where it is ``ln(f_high / f_low)``): with
+    ``x = (1 - index) ln(f_high / f_low)`` the integral is ``f_low^(1 - index) ln(f_high / f_low)
+    expm1(x) / x``.
+    """
+    a = np.asarray(index, dtype=np.float64)
+    span = math.log(f_high / f_low)
+    x = (1.0 - a) * span
+    small = np.abs(x) < 1e-8
+    safe = np.where(small, 1.0, x)
+    ratio = np.where(small, 1.0 + 0.5 * x, np.expm1(safe) / safe)
+    return f_low ** (1.0 - a) * span * ratio
+
+
+def _check_band(band: tuple[float, float]) -> tuple[float, float]:
+    try:
+        lo, hi = (float(v) for v in band)
+    except (TypeError, ValueError):
+        raise ValueError(f"rms_band must be two frequencies (low, high) in Hz, got {band!r}") from None
+    if not (math.isfinite(lo) and math.isfinite(hi) and 0.0 < lo < hi):
+        raise ValueError(f"rms_band must satisfy 0 < low < high (finite, Hz), got ({lo!r}, {hi!r})")
+    return lo, hi
+
+
 @dataclass(frozen=True)
 class PowerLaw(Component):
     """Power law ``P(nu) = norm * nu^(-index)``.
@@ -162,17 +190,45 @@ class PowerLaw(Component):
     ``norm`` is the power density at 1 Hz in (rms/mean)^2/Hz.  Its integral diverges at
     ``nu -> 0`` for ``index >= 1``: the variance of a simulated light curve then depends on
     its length, which is the physics of red noise, not a bug.
+
+    With ``rms_band = (f_low, f_high)`` the component is parametrised as observers quote red noise:
+    by its fractional ``rms`` over that band (Hz) and its ``index``,
+
+    .. math::
+
+        P(\\nu) = \\frac{r^2\\, \\nu^{-\\alpha}}
+        {\\int_{f_\\mathrm{low}}^{f_\\mathrm{high}} \\nu'^{-\\alpha}\\, d\\nu'},
+
+    so that a prior "index 0.8-2.0, rms 0.05-0.3 over 0.1-10 Hz" is one class.  Parameters are then
+    ``("rms", "index")``, ``rms`` in (0, 1]; the configuration name is ``"powerlaw_rms:0.1-10"``.
     """
 
-    param_names: ClassVar[tuple[str, ...]] = ("norm", "index")
-    bounds: ClassVar[dict[str, tuple[float, float, bool, bool]]] = {
-        "norm": _POSITIVE,
-        "index": (-5.0, 5.0, True, True),
-    }
+    rms_band: tuple[float, float] | None = None
     kind: ClassVar[str] = "powerlaw"
 
+    def __post_init__(self) -> None:
+        if self.rms_band is not None:
+            object.__setattr__(self, "rms_band", _check_band(self.rms_band))
+
+    @property
+    def param_names(self) -> tuple[str, ...]:  # type: ignore[override]
+        return ("norm", "index") if self.rms_band is None else ("rms", "index")
+
+    @property
+    def bounds(self) -> dict[str, tuple[float, float, bool, bool]]:  # type: ignore[override]
+        first = {"norm": _POSITIVE} if self.rms_band is None else {"rms": (0.0, 1.0, False, True)}
+        return {**first, "index": (-5.0, 5.0, True, True)}
+
+    def norm_at_1hz(self, params: ArrayLike2D) -> FloatArray:
+        """The normalisation at 1 Hz, (rms/mean)^2/Hz, of each parameter row; shape (n,)."""
+        p = _as_batch(params, 2, "PowerLaw")
+        if self.rms_band is None:
+            return p[:, 0].copy()
+        return p[:, 0] ** 2 / power_law_band_integral(p[:, 1], *self.rms_band)
+
     def _evaluate(self, f: FloatArray, cols: list[FloatArray]) -> FloatArray:
-        norm, index = cols
+        first, index = cols
+        norm = first if self.rms_band is None else first**2 / power_law_band_integral(index, *self.rms_band)
         return norm * f ** (-index)
 
 

@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -50,12 +51,29 @@ COMPONENT_KINDS: dict[str, Any] = {
 
 
 def make_component(kind: str) -> Component:
-    """Build a component from its configuration name (see ``COMPONENT_KINDS``)."""
+    """Build a component from its configuration name (see ``COMPONENT_KINDS``).
+
+    ``"powerlaw_rms:LOW-HIGH"`` is a :class:`PowerLaw` parametrised by its fractional rms over
+    LOW-HIGH Hz (e.g. ``"powerlaw_rms:0.1-10"``).
+    """
+    if isinstance(kind, str) and kind.startswith("powerlaw_rms"):
+        band = kind[len("powerlaw_rms") :]
+        try:
+            if not band.startswith(":"):
+                raise ValueError
+            lo, hi = (float(v) for v in re.split(r"(?<![eE])-", band[1:]))
+        except ValueError:
+            raise ValueError(
+                f"PSD component kind {kind!r}: give the band of the rms in Hz as 'powerlaw_rms:LOW-HIGH', "
+                "e.g. 'powerlaw_rms:0.1-10'"
+            ) from None
+        return PowerLaw(rms_band=(lo, hi))
     try:
         factory = COMPONENT_KINDS[kind]
     except KeyError:
         raise ValueError(
-            f"unknown PSD component kind {kind!r}; valid kinds: {', '.join(sorted(COMPONENT_KINDS))}"
+            f"unknown PSD component kind {kind!r}; valid kinds: {', '.join(sorted(COMPONENT_KINDS))}, "
+            "powerlaw_rms:LOW-HIGH"
         ) from None
     return factory()
 
@@ -115,6 +133,8 @@ class PSDModel:
             kind = comp.kind
             if isinstance(comp, Lorentzian) and comp.width == "fwhm":
                 kind = "lorentzian_fwhm"
+            if isinstance(comp, PowerLaw) and comp.rms_band is not None:
+                kind = f"powerlaw_rms:{comp.rms_band[0]!r}-{comp.rms_band[1]!r}"
             out[name] = kind
         return out
 

@@ -22,15 +22,15 @@ def default_bounds(model: SpectralModel, spectrum: PowerSpectrum) -> dict[str, t
 
     Frequencies (centroids, widths, bends) span the observed range (from half the lowest to the
     highest frequency); fractional rms 1e-3 .. 1; quality factors 0.5 .. 200; power-law
-    normalisations 1e-8 .. 1e2 (rms/mean)^2/Hz at 1 Hz and indices -1 .. 4; a free white-noise
-    level 0.1 .. 10 times the spectrum's Poisson level.
+    normalisations 1e-8 .. 1e2 (rms/mean)^2/Hz at 1 Hz (or band rms 1e-3 .. 1) and indices -1 .. 4; a
+    free white-noise level 0.1 .. 10 times the spectrum's Poisson level.
     """
     f_lo = float(spectrum.freq[0]) / 2
     f_hi = float(spectrum.freq[-1])
     per_kind: dict[type, dict[str, tuple[float, float]]] = {
         Lorentzian: {"nu0": (f_lo, f_hi), "q": (0.5, 200.0), "fwhm": (f_lo / 10, f_hi), "rms": (1e-3, 1.0)},
         ZeroCentredLorentzian: {"nu_max": (f_lo / 10, f_hi), "rms": (1e-3, 1.0)},
-        PowerLaw: {"norm": (1e-8, 1e2), "index": (-1.0, 4.0)},
+        PowerLaw: {"norm": (1e-8, 1e2), "rms": (1e-3, 1.0), "index": (-1.0, 4.0)},
         BendingPowerLaw: {
             "norm": (1e-8, 1e2),
             "f_bend": (f_lo, f_hi),

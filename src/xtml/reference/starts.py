@@ -11,12 +11,14 @@ starts are moved inside the bounds; :func:`~xtml.reference.fit.fit_spectra` star
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
 from xtml.psd import BendingPowerLaw, Constant, Lorentzian, PowerLaw, ZeroCentredLorentzian
+from xtml.psd.components import power_law_band_integral
 from xtml.reference.likelihood import SpectralModel, log_likelihood
 from xtml.reference.optimise import _one_blas_thread, _optimise, _Problem
 from xtml.reference.space import Bounds, _check_spectra, _component_slices, _Space, _space
@@ -80,6 +82,9 @@ def _broadband_guess(
         else:
             index, norm = 1.0, float(max(sg[0], 1e-300) * fg[0])
         norm /= share
+        if isinstance(comp, PowerLaw) and comp.rms_band is not None:  # the band rms of that power law
+            rms = math.sqrt(norm * float(power_law_band_integral(index, *comp.rms_band)))
+            return [min(max(rms, 1e-3), 1.0), index]
         if isinstance(comp, PowerLaw):
             return [norm, index]
         f_bend = float(np.sqrt(fs[0] * fs[-1])) if fs.size >= 2 else float(np.sqrt(fg[0] * fg[-1]))

@@ -229,8 +229,8 @@ def compare_with_reference(
     >>> gen = np.random.default_rng(0)
     >>> ref = gen.normal(size=(1000, 2))
     >>> cmp = compare_with_reference(ref, 2.0 * gen.normal(size=(1000, 2)), rng=0)
-    >>> bool(cmp.c2st > 0.6), np.round(cmp.std_ratio, 1).tolist()
-    (True, [2.0, 2.0])
+    >>> bool(cmp.c2st > 0.6), bool(np.all(np.abs(cmp.std_ratio - 2.0) < 0.2))
+    (True, True)
     """
     a, b = _as_2d(reference, "reference"), _as_2d(draws, "draws")
     if a.shape[1] != b.shape[1]:
