@@ -163,21 +163,20 @@ def stingray_observation(name: str) -> Path:
 
 def _read(path: Path, energy_range: tuple[float, float] | None) -> Any:
     """An EventData or a BinnedLightCurve of the file."""
-    from xtml.timing import read_events, read_lightcurve
+    from xtml.timing import NotAnEventListError, read_events, read_lightcurve
 
     name = path.name.lower()
     if name.endswith(ASCII_SUFFIXES):
         return read_lightcurve(path)
     try:
         return read_events(path, energy_range=energy_range)
-    except ValueError as err:
-        text = str(err)
-        if "EVENTS" in text or "TIME column" in text or ("event" in text.lower() and "table" in text.lower()):
-            try:
-                return read_lightcurve(path)
-            except ValueError:
-                pass
-        raise
+    except NotAnEventListError as err:
+        try:
+            return read_lightcurve(path)
+        except ValueError as lc_err:  # the light-curve reader's reason is the real one
+            raise ValueError(
+                f"{lc_err} (read as a light curve: {str(err).removeprefix(f'{path}: ')})"
+            ) from None
 
 
 def _spectrum(source: Any, run: LoadedRun) -> tuple[Any, list[str]]:

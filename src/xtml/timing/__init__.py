@@ -5,7 +5,13 @@ reachable as ``importlib.import_module("xtml.timing.periodogram")`` if ever need
 """
 
 from xtml.timing.cross import FADResult, cospectrum, fad_correct
-from xtml.timing.io import EventData, observation_spectrum, read_events, spectrum_from_event_file
+from xtml.timing.io import (
+    EventData,
+    NotAnEventListError,
+    observation_spectrum,
+    read_events,
+    spectrum_from_event_file,
+)
 from xtml.timing.lightcurve_io import BinnedLightCurve, read_lightcurve
 from xtml.timing.periodogram import periodogram, periodogram_from_events
 from xtml.timing.rebin import log_bin_edges, rebin_linear, rebin_log
@@ -17,6 +23,7 @@ __all__ = [
     "EventData",
     "FADResult",
     "Norm",
+    "NotAnEventListError",
     "PowerSpectrum",
     "Sampling",
     "check_norm",

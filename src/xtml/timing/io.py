@@ -43,12 +43,22 @@ from xtml.timing.spectrum import Norm, PowerSpectrum, check_norm
 if TYPE_CHECKING:
     from xtml.timing.lightcurve_io import BinnedLightCurve
 
-__all__ = ["EventData", "observation_spectrum", "read_events", "spectrum_from_event_file"]
+__all__ = [
+    "EventData",
+    "NotAnEventListError",
+    "observation_spectrum",
+    "read_events",
+    "spectrum_from_event_file",
+]
 
 # Stingray's tolerance at GTI borders, as a fraction of the time resolution (``create_gti_mask(epsilon=)``).
 _GTI_BORDER_EPSILON = 1e-3
 # warnings.catch_warnings changes process-wide state: one block at a time across threads
 _WARNINGS_LOCK = threading.RLock()
+
+
+class NotAnEventListError(ValueError):
+    """The file holds no event list (no EVENTS table with a TIME column, or a binned light curve)."""
 
 
 @dataclass(frozen=True)
@@ -214,23 +224,25 @@ def _scan_event_file(path: Path) -> _Scan:
         tables = [h for h in hdul[1:] if isinstance(h, BinTableHDU)]
         if not tables:
             names = [h.name or type(h).__name__ for h in hdul]
-            raise ValueError(
+            raise NotAnEventListError(
                 f"{path}: no EVENTS table (the file holds no binary-table extension; HDUs: {names})"
             )
         cols = {id(h): {c.upper(): c for c in h.columns.names} for h in tables}
         named = [h for h in tables if h.name.upper() == "EVENTS"]
         with_time = [h for h in tables if "TIME" in cols[id(h)]]
         if named and "TIME" not in cols[id(named[0])]:
-            raise ValueError(
+            raise NotAnEventListError(
                 f"{path}: the EVENTS table has no TIME column (columns: {list(named[0].columns.names)})"
             )
         if not with_time:
             listed = {h.name: list(h.columns.names) for h in tables}
-            raise ValueError(f"{path}: no EVENTS table with a TIME column (tables and columns: {listed})")
+            raise NotAnEventListError(
+                f"{path}: no EVENTS table with a TIME column (tables and columns: {listed})"
+            )
         hdu = named[0] if named else with_time[0]
         kind = str(hdu.header.get("HDUCLAS1", "")).upper()
         if "LIGHT" in kind or (not named and {"RATE", "COUNTS"} & set(cols[id(hdu)])):
-            raise ValueError(
+            raise NotAnEventListError(
                 f"{path}: HDU {hdu.name!r} is a binned light curve (HDUCLAS1 = {kind!r}), not an EVENTS "
                 "table; read it with read_lightcurve"
             )

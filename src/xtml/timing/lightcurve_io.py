@@ -10,8 +10,10 @@ it). :func:`xtml.timing.observation_spectrum` makes the spectrum of a light curv
 from __future__ import annotations
 
 import gzip
+import math
 import warnings
 from dataclasses import dataclass, field
+from fractions import Fraction
 from pathlib import Path
 from typing import Any, Literal, get_args
 
@@ -38,6 +40,13 @@ class BinnedLightCurve:
     since ``mjdref``). ``gti`` (s
     since ``t_ref``) are runs of contiguous good bins. ``from_rate`` says the file held count rates (then
     ``counts = rate * dt``, times ``FRACEXP`` if given). ``exposure`` is the GTI total (s).
+
+    ``native_dt`` is set when the file's bins were resampled from a finer native resolution that does not
+    divide them (``FRACEXP`` whole multiples of ``native_dt / dt``, some above 1: RXTE light curves made at
+    0.02 s from 1/64 s data hold 1 or 2 native bins each). The counts then carry the beat of the two
+    samplings at ``beat_freqs`` (Hz); ``clean_dt`` (the least common multiple of ``dt`` and ``native_dt``)
+    is the shortest bin time at which every bin holds the same exposure, and spectra of such a light curve
+    must use a multiple of it (:func:`lightcurve_segment_starts` refuses others, saying so).
     """
 
     path: str
@@ -57,6 +66,9 @@ class BinnedLightCurve:
     column: str = ""
     exposure: float = field(default=float("nan"))
     notes: tuple[str, ...] = ()
+    native_dt: float | None = None
+    clean_dt: float | None = None
+    beat_freqs: tuple[float, ...] = ()
 
     def __post_init__(self) -> None:
         if not np.isfinite(self.exposure):
@@ -101,6 +113,18 @@ def _finish(
     if idx.size == 0:
         where = ""
         if file_gti is not None and file_gti.size:
+            longest = float(np.max(file_gti[:, 1] - file_gti[:, 0]))
+            if longest < dt - tol:
+                covered = float(np.sum(file_gti[:, 1] - file_gti[:, 0]))
+                span = float(time_abs.max() - time_abs.min()) + dt
+                raise ValueError(
+                    f"{path}: every one of the file's {len(file_gti)} GTIs is shorter than a bin (the "
+                    f"longest is {longest:.3g} s, the bins {dt:g} s), so no bin lies wholly inside a GTI; "
+                    f"together they cover {covered:.6g} s of the {span:.6g} s the bins span. The GTIs are "
+                    "finer than the light curve (e.g. an EPIC-pn GTI extension per CCD frame interruption): "
+                    "make the light curve from the events with bins shorter than the GTIs, or read the "
+                    "event file"
+                )
             where = (
                 f"; the bins span {float(time_abs.min()):.10g} to {float(time_abs.max()):.10g} s, the GTIs "
                 f"{float(file_gti.min()):.10g} to {float(file_gti.max()):.10g} s"
@@ -280,12 +304,31 @@ def _read_fits(
 
     good = np.isfinite(raw)
     frac_name = "FRACTIME" if "FRACTIME" in get else "FRACEXP" if "FRACEXP" in get else None
+    resampled: dict[str, Any] = {}
     if frac_name is not None:
         frac = get[frac_name] if get[frac_name].ndim == 1 else get[frac_name][:, band]
-        low = ~(frac >= min_fracexp)
-        if np.any(good & low):
-            notes.append(f"{int(np.sum(good & low))} bins with {frac_name} < {min_fracexp:g} dropped")
-        good &= ~low
+        resampled = _native_resolution(frac, good, float(dt))
+        if resampled:
+            whole = resampled.pop("whole")
+            if np.any(good & ~whole):
+                notes.append(
+                    f"{int(np.sum(good & ~whole))} bins whose {frac_name} is not a whole number of native "
+                    "bins dropped"
+                )
+            good &= whole
+            notes.append(_resampled_note(frac_name, frac[good], float(dt), resampled))
+        else:
+            low = ~(frac >= min_fracexp)
+            if np.any(good & low):
+                notes.append(f"{int(np.sum(good & low))} bins with {frac_name} < {min_fracexp:g} dropped")
+            good &= ~low
+            over = good & (frac > 1 + _STEP_TOLERANCE)
+            if np.any(over):
+                notes.append(
+                    f"{int(np.sum(over))} bins with {frac_name} > 1 (up to {float(np.max(frac[over])):.6g}): "
+                    "more exposure than the bin width, not a whole number of a finer native bin; kept, "
+                    "but check how the file was binned"
+                )
     if "TIMEDEL" in get and get["TIMEDEL"].ndim == 1:
         partial = np.abs(get["TIMEDEL"] * scale - dt) > _STEP_TOLERANCE * dt
         if np.any(good & partial):
@@ -308,7 +351,54 @@ def _read_fits(
         "column": col,
     }
     err = None if err is None else err * factor
-    return _finish(path, time_abs, counts, err, float(dt), good, file_gti, meta, notes)
+    return _finish(path, time_abs, counts, err, float(dt), good, file_gti, {**meta, **resampled}, notes)
+
+
+def _native_resolution(frac: NDArray[np.float64], good: NDArray[np.bool_], dt: float) -> dict[str, Any]:
+    """``native_dt``, ``clean_dt``, ``beat_freqs`` and the mask ``whole`` when the bins are resampled.
+
+    Resampled: among the finite, positive fractional exposures of the good bins, some exceed 1 and (at least
+    99 % of) all are whole multiples of the smallest, ``q``; the native bin time is ``q dt``. Empty otherwise.
+    """
+    f = frac[good & np.isfinite(frac) & (frac > 0)]
+    if f.size < 2 or not np.max(f) > 1 + _STEP_TOLERANCE:
+        return {}
+    q = float(np.min(f))
+    ratio = frac / q
+    whole = np.isfinite(ratio) & (np.abs(ratio - np.round(ratio)) < 1e-3) & (np.round(ratio) >= 1)
+    if np.mean(whole[good & np.isfinite(frac) & (frac > 0)]) < 0.99:
+        return {}
+    native = Fraction(q * dt).limit_denominator(1_000_000)
+    step = Fraction(dt).limit_denominator(1_000_000)
+    clean = Fraction(
+        math.lcm(native.numerator * step.denominator, step.numerator * native.denominator),
+        native.denominator * step.denominator,
+    )
+    # the exposure pattern repeats every clean_dt: its spectrum has lines at multiples of 1 / clean_dt;
+    # the strongest two below the Nyquist frequency are where the counts beat
+    period = round(float(clean / step))
+    beats: tuple[float, ...] = ()
+    if 2 <= period <= 100_000:
+        run = np.flatnonzero(good & whole)
+        pattern = np.round(ratio[run[: 64 * period]]).astype(np.float64)
+        if pattern.size >= 4 * period:
+            power = np.abs(np.fft.rfft(pattern - pattern.mean())) ** 2
+            freq = np.fft.rfftfreq(pattern.size, dt)
+            top = np.argsort(power[1:])[::-1][:2] + 1
+            beats = tuple(sorted(float(round(freq[k], 6)) for k in top if power[k] > 1e-6 * power.sum()))
+    return {"native_dt": float(native), "clean_dt": float(clean), "beat_freqs": beats, "whole": whole}
+
+
+def _resampled_note(frac_name: str, frac: NDArray[np.float64], dt: float, r: dict[str, Any]) -> str:
+    counts = sorted({int(v) for v in np.round(frac * dt / r["native_dt"])})
+    beats = ", ".join(f"{b:g}" for b in r["beat_freqs"]) or "multiples of 1 / clean_dt"
+    return (
+        f"{frac_name} takes the values {', '.join(f'{v:g}' for v in sorted(set(np.round(frac, 6))))}: the "
+        f"{dt:g} s bins hold {' or '.join(map(str, counts))} native bins of {r['native_dt']:g} s (the file "
+        f"was rebinned from that resolution; {frac_name} > 1 is a bin holding more than its width). The bins "
+        f"are kept whole (not dropped as partial exposure), but their counts beat at {beats} Hz; only bin "
+        f"times that are multiples of {r['clean_dt']:g} s hold equal exposure"
+    )
 
 
 def _read_ascii(path: Path, dt_arg: float | None, values: Values) -> BinnedLightCurve:
@@ -435,6 +525,17 @@ def lightcurve_segment_starts(lc: BinnedLightCurve, dt: float, n_bins: int) -> t
             f"{lc.path}: dt = {dt:g} s is not an integer multiple of the light curve's bin time {lc.dt:g} s "
             f"(ratio {ratio:.6g})"
         )
+    if lc.clean_dt is not None:
+        c = dt / lc.clean_dt
+        if abs(c - round(c)) > 1e-6 * max(c, 1.0) or round(c) < 1:
+            beats = ", ".join(f"{b:g}" for b in lc.beat_freqs)
+            raise ValueError(
+                f"{lc.path}: the {lc.dt:g} s bins were resampled from native {lc.native_dt:g} s bins and "
+                f"hold unequal exposure; a spectrum at dt = {dt:g} s would show their beat"
+                + (f" (spikes at {beats} Hz)" if beats else "")
+                + f" instead of the source. Use a bin time that is a multiple of {lc.clean_dt:g} s "
+                f"(dt = {lc.clean_dt:g} s: Nyquist {0.5 / lc.clean_dt:g} Hz)"
+            )
     fine = n_bins * k
     gti = np.asarray(lc.gti, dtype=np.float64).reshape(-1, 2)
     lo, hi = lc.time.searchsorted(gti[:, 0]), lc.time.searchsorted(gti[:, 1])
