@@ -25,6 +25,9 @@ exact-likelihood MCMC (:func:`xtml.reference.sample_posterior`, seed = row) on t
 (median per parameter). Rows 0-49 are the acceptance evaluation's (``evals/eval_sbi.py``): the study never
 chooses on the rows that judge its choice. The MCMC samples are cached in ``mcmc/row_<i>.npz``.
 
+``python evals/eval_npe_calibration.py ideal --mcmc-floor=N`` measures the floor of that comparison: a
+second MCMC chain of the first ``N`` reference rows against the cached one (``mcmc_floor.json``).
+
 Results: one JSON line per (variant, recalibration) in ``results.jsonl`` (a variant already there is
 skipped, so the study resumes) and the table ``study.md`` (recorded in BENCHMARKS.md).
 Environment: ``XTML_EVAL_DIR`` (output root), ``XTML_EVAL_HELD_OUT``, ``XTML_EVAL_THREADS`` (torch threads,
@@ -260,7 +263,47 @@ def write_table(out: Path) -> None:
     print((out / "study.md").read_text())
 
 
+def mcmc_floor(rows: int) -> dict[str, Any]:
+    """The C2ST of the exact MCMC against itself: a second chain (seed ``10,000 + row``) of the first
+    ``rows`` reference rows, compared with the cached one. It is the smallest C2ST any posterior can
+    reach on these rows with these draws (finite, correlated MCMC samples; the classifier's own noise)."""
+    from xtml.reference import SpectralModel
+    from xtml.sbi.transforms import BoxTransform
+
+    cfg = load_sbi_config(ROOT / "configs" / "sbi_ideal.toml")
+    out = OUT_ROOT / "ideal"
+    test = open_dataset(out / "test.zarr")
+    ref = mcmc_reference(cfg, test, out)
+    sim = cfg.simulation
+    model = SpectralModel(sim.classes[sim.class_names.index(cfg.sbi.class_name)].model, noise="poisson")
+    prior = scenario_prior(cfg)
+    log = BoxTransform.from_prior(prior, cfg.sbi.parameters).log  # the posteriors' log coordinates
+    scores, ratios = {}, []
+    for i in list(ref)[:rows]:
+        again, _ = exact_posterior_draws(
+            test.spectra(np.array([i])), model, prior, cfg.sbi.parameters, rng=10_000 + i
+        )
+        cmp = compare_with_reference(ref[i], again, log=log, rng=i)
+        scores[i] = round(cmp.c2st, 3)
+        ratios.append(cmp.std_ratio)
+        print(f"  row {i}: C2ST of two MCMC chains {cmp.c2st:.3f}", flush=True)
+    result = {
+        "rows": list(scores),
+        "c2st": scores,
+        "c2st_median": float(np.median(list(scores.values()))),
+        "std_ratio_median": dict(
+            zip(cfg.sbi.parameters, np.round(np.median(ratios, axis=0), 3).tolist(), strict=True)
+        ),
+    }
+    (out / "mcmc_floor.json").write_text(json.dumps(result, indent=1) + "\n")
+    print(f"C2ST of the MCMC against itself, median over {len(scores)} rows: {result['c2st_median']:.3f}")
+    return result
+
+
 if __name__ == "__main__":
     name = sys.argv[1] if len(sys.argv) > 1 else "demo"
+    if len(sys.argv) > 2 and sys.argv[2].startswith("--mcmc-floor"):
+        mcmc_floor(int(sys.argv[2].split("=")[1]) if "=" in sys.argv[2] else 10)
+        sys.exit(0)
     chosen = json.loads(sys.argv[2]) if len(sys.argv) > 2 else DEFAULT_VARIANTS[name]
     run(name, chosen)

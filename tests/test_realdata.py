@@ -83,3 +83,27 @@ def test_xmm_light_curve_with_gtis_shorter_than_a_bin_says_so():
 def test_event_files_still_read_as_events():
     ev = read_events(REALDATA / "sgr1830kgfilt.evt")
     assert ev.times.size / ev.exposure == pytest.approx(9.5, rel=0.05)  # SOURCES.md: 9.5 ct/s
+
+
+@pytest.mark.parametrize(
+    ("name", "dt", "segment", "f_known"),
+    [
+        ("B1509_RXTE_short.fits", 1 / 64, 512.0, 6.5957),  # PSR B1509-58 at the file's epoch
+        ("sgr1830kgfilt.evt", 1 / 8, 128.0, 0.0960086),  # SGR 1830-0645 spin
+        ("ngc300nicer_bary.evt", 1 / 8, 128.0, 0.050375),  # NGC 300 ULX-1 spin
+    ],
+)
+def test_known_pulsations_are_found_with_a_calibrated_trial_corrected_significance(
+    name, dt, segment, f_known
+):
+    """Each known spin (SOURCES.md) is the strongest peak, within half a Fourier bin, and significant after
+    searching every bin: no simulation of the fitted continuum reaches it."""
+    from xtml.reference.search import periodicity_search
+
+    ps, _ = observation_spectrum(read_events(REALDATA / name), dt=dt, segment_size=segment)
+    res = periodicity_search(ps, n_sim=200, rng=0)
+    assert abs(res.freq - f_known) <= res.freq_resolution / 2, res.summary()
+    assert res.significant, res.summary()
+    assert res.at_floor
+    assert res.p_analytic < 1e-6
+    assert res.n_trials == ps.n_freq

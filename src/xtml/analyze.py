@@ -32,8 +32,6 @@ from numpy.typing import NDArray
 
 __all__ = ["AnalysisRow", "LoadedRun", "analyze_files", "load_run", "rows_table", "stingray_observation"]
 
-ASCII_SUFFIXES = (".txt", ".dat", ".csv", ".qdp", ".lc.txt")
-
 
 @dataclass(frozen=True)
 class AnalysisRow:
@@ -163,20 +161,9 @@ def stingray_observation(name: str) -> Path:
 
 def _read(path: Path, energy_range: tuple[float, float] | None) -> Any:
     """An EventData or a BinnedLightCurve of the file."""
-    from xtml.timing import NotAnEventListError, read_events, read_lightcurve
+    from xtml.timing.observation import read_observation
 
-    name = path.name.lower()
-    if name.endswith(ASCII_SUFFIXES):
-        return read_lightcurve(path)
-    try:
-        return read_events(path, energy_range=energy_range)
-    except NotAnEventListError as err:
-        try:
-            return read_lightcurve(path)
-        except ValueError as lc_err:  # the light-curve reader's reason is the real one
-            raise ValueError(
-                f"{lc_err} (read as a light curve: {str(err).removeprefix(f'{path}: ')})"
-            ) from None
+    return read_observation(path, energy_range=energy_range)
 
 
 def _spectrum(source: Any, run: LoadedRun) -> tuple[Any, list[str]]:

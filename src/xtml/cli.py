@@ -129,16 +129,58 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_search(args: argparse.Namespace) -> int:
+    import json
+
+    from xtml.reference.fitcli import rate_text
+    from xtml.reference.search import periodicity_search
+    from xtml.timing import EventData, observation_spectrum
+    from xtml.timing.observation import read_observation
+
+    source = read_observation(args.input, energy_range=None if args.energy is None else tuple(args.energy))
+    ps, notes = observation_spectrum(source, dt=args.dt, segment_size=args.segment_size)
+    if isinstance(source, EventData):
+        notes["file_rate_cps"] = source.times.size / float(source.exposure)
+    result = periodicity_search(
+        ps,
+        f_range=None if args.f_range is None else (args.f_range[0], args.f_range[1]),
+        n_sim=args.n_sim,
+        alpha=args.alpha,
+        rng=args.seed,
+    )
+    if args.json:
+        out = {k: v for k, v in result.__dict__.items() if k != "t_r_sim"}
+        print(json.dumps(out | {"at_floor": result.at_floor, "observation": notes}, indent=2))
+        return 0
+    print(
+        f"{args.input}: {notes['segments_used']} segments of {notes['segment_length_s']:g} s at dt = "
+        f"{args.dt:g} s ({ps.n_freq} frequencies, resolution {ps.df[0]:.3g} Hz); {rate_text(notes)}"
+    )
+    print("continuum: " + ", ".join(f"{k} = {v:.4g}" for k, v in result.continuum_params.items()))
+    print(result.summary())
+    return 0
+
+
 def _cmd_fit(args: argparse.Namespace) -> int:
     import json
 
-    from xtml.reference.fitcli import dataset_dead_time, fit_report, load_spectrum, parse_model, rate_text
+    from xtml.reference.fitcli import (
+        component_tests,
+        dataset_dead_time,
+        fit_report,
+        load_spectrum,
+        parse_model,
+        rate_text,
+    )
 
     names = [part.split("=", 1)[0].strip() for part in args.model.split(",")]
     twice = sorted({n for n in names if names.count(n) > 1})
     if twice:
         raise ValueError(f"--model names each component once; {', '.join(map(repr, twice))} appears twice")
     _check_output_file(args.plot, "--plot")
+    is_dataset = Path(args.input).is_dir()
+    if args.truth and not is_dataset:
+        raise ValueError("--truth prints the true parameters of a simulated row; it needs an xtml dataset")
     psd = parse_model(args.model)
     spectrum, notes = load_spectrum(
         args.input,
@@ -147,14 +189,30 @@ def _cmd_fit(args: argparse.Namespace) -> int:
         segment_size=args.segment_size,
         rebin_log=args.rebin_log,
         array=args.spectrum,
+        energy_range=None if args.energy is None else (args.energy[0], args.energy[1]),
     )
     if args.spectrum == "power_fad":  # FAD has removed the dead-time distortion: flat white noise
-        dead_time, n_modules = 0.0, 1
-    else:
-        dead_time, n_modules = (
-            dataset_dead_time(args.input) if args.dead_time is None else (args.dead_time, 1)
+        dead_time, n_modules, source = 0.0, 1, "none (the FAD-corrected spectrum has no dead-time distortion)"
+    elif args.dead_time is not None:
+        dead_time, n_modules, source = args.dead_time, 1, "--dead-time"
+    elif is_dataset:
+        dead_time, n_modules = dataset_dead_time(args.input)
+        source = (
+            "the dataset's detector" if dead_time > 0 else "none (the dataset's detector has no dead time)"
         )
-        n_modules = n_modules if args.modules is None else args.modules
+    elif "dead_time_s" in notes:
+        dead_time, n_modules, source = notes["dead_time_s"], 1, notes["dead_time_source"]
+    else:
+        dead_time, n_modules = 0.0, 1
+        source = "none: the file states no dead time (pass --dead-time TAU to model one)"
+    n_modules = n_modules if args.modules is None else args.modules
+    per_module = float(spectrum.mean_rate[0]) / n_modules
+    if dead_time > 0 and per_module * dead_time >= 1:
+        raise ValueError(
+            f"{args.input}: a dead time of {dead_time:g} s with {per_module:.4g} ct/s detected per module "
+            f"gives rate x dead time = {per_module * dead_time:.3g} >= 1, which no incident rate can produce "
+            "(a non-paralyzable detector records at most 1 / dead time); check --dead-time and --modules"
+        )
     n_free = len(psd.param_names) + (args.noise == "free")
     if spectrum.n_freq <= n_free:
         raise ValueError(
@@ -163,16 +221,48 @@ def _cmd_fit(args: argparse.Namespace) -> int:
             "than parameters (longer segments, less rebinning, or a simpler model)"
         )
     report = fit_report(spectrum, psd, noise=args.noise, dead_time=dead_time, n_modules=n_modules)
-    if dead_time > 0 and not args.json:
-        print(f"dead-time-aware model: Zhang white noise and gain, {dead_time} s x {n_modules} module(s)")
+    tests = component_tests(report, n_sim=args.n_sim, alpha=args.alpha) if args.n_sim > 0 else []
+    truth = _row_truth(args.input, args.index, report.result.param_names) if args.truth else None
+    dead_text = f"dead time {dead_time:g} s x {n_modules} module(s), from {source}"
     if args.json:
-        print(json.dumps(report.to_dict() | {"observation": notes}, indent=2))
+        out = report.to_dict() | {"observation": notes, "dead_time": {"seconds": dead_time, "source": source}}
+        out["components"] = [t.__dict__ for t in tests]
+        if truth is not None:
+            out["truth"] = truth
+        print(json.dumps(out, indent=2))
     else:
         print(f"{args.input}: {spectrum.n_freq} frequencies, {spectrum.norm} norm; {rate_text(notes)}")
+        print(dead_text + ("; Zhang white noise and dead-time gain" if dead_time > 0 else ""))
         print(report.table())
+        for t in tests:
+            print(t.text())
+        if truth is not None:
+            print(
+                "truth: "
+                + ", ".join(
+                    f"{k} = {v:.5g}" if isinstance(v, float) else f"{k}: {v}" for k, v in truth.items()
+                )
+            )
     if args.plot is not None:
         print(f"plot: {report.plot(args.plot)}")
     return 0 if report.result.success[0] else 1
+
+
+def _row_truth(path: Path, index: int, names: tuple[str, ...]) -> dict[str, object]:
+    """The simulated parameters of row ``index`` of a dataset that are parameters of the fit (and rate)."""
+    import numpy as np
+
+    from xtml.data import open_dataset
+
+    ds = open_dataset(path)
+    row = np.asarray(ds.array("params"))[index]
+    cls = ds.class_names[int(np.asarray(ds.array("labels"))[index])]
+    truth: dict = {"class": cls}
+    truth.update({n: float(row[k]) for k, n in enumerate(ds.param_names) if np.isfinite(row[k])})
+    missing = [n for n in names if n not in truth and n != "noise.level"]
+    if missing:
+        truth["note"] = f"the fit's {missing} are not parameters of class {cls!r}"
+    return truth
 
 
 def _cmd_sbi_train(args: argparse.Namespace) -> int:
@@ -500,11 +590,17 @@ def build_parser() -> argparse.ArgumentParser:
         "fit",
         help="maximum-likelihood fit of a power spectrum (exact Whittle likelihood)",
         description="Fit a PSD model plus a white-noise level to one power spectrum: a row of an xtml "
-        "dataset (DIR.zarr --index I) or the averaged spectrum of a FITS event file. Bounds are wide "
-        "defaults derived from the spectrum and are printed with the fit. Exit status 1 if the fit did not "
-        "succeed.",
+        "dataset (DIR.zarr --index I) or the averaged spectrum of an event file or light curve. Bounds are "
+        "wide defaults derived from the spectrum and are printed with the fit, with the dead time used and "
+        "where it came from; each Lorentzian gets its calibrated significance (the likelihood-ratio test "
+        "against the model without it, calibrated by --n-sim simulations) and is said to be 'NOT required "
+        "by the data' above --alpha. Exit status 1 if the fit did not succeed.",
     )
-    fit.add_argument("input", type=Path, help="an xtml dataset (DIR.zarr) or a FITS event file")
+    fit.add_argument(
+        "input",
+        type=Path,
+        help="an xtml dataset (DIR.zarr), a FITS event file or a light curve (FITS or ASCII)",
+    )
     fit.add_argument(
         "--model",
         required=True,
@@ -542,9 +638,46 @@ def build_parser() -> argparse.ArgumentParser:
     fit.add_argument(
         "--rebin-log", type=float, default=0.0, help="event files: log-rebinning factor (default 0)"
     )
+    fit.add_argument(
+        "--energy", type=float, nargs=2, metavar=("LO", "HI"), help="event files: energy band, keV"
+    )
+    fit.add_argument(
+        "--n-sim",
+        type=int,
+        default=100,
+        help="simulations of the calibrated significance of each Lorentzian (default 100, the smallest p "
+        "then 0.0099; 0 skips it)",
+    )
+    fit.add_argument(
+        "--alpha", type=float, default=0.01, help="threshold of a Lorentzian 'required by the data' (0.01)"
+    )
+    fit.add_argument("--truth", action="store_true", help="datasets: print the true parameters of the row")
     fit.add_argument("--plot", type=Path, default=None, help="save the data and best fit to this PNG")
     fit.add_argument("--json", action="store_true", help="print the result as JSON")
     fit.set_defaults(func=_cmd_fit)
+
+    search = sub.add_parser(
+        "search",
+        help="periodicity search: the strongest narrow peak of a power spectrum, with a calibrated p-value",
+        description="Search an event file or light curve for a coherent periodicity (a pulsar, a magnetar "
+        "spin): the averaged power spectrum of all whole segments, a power-law continuum on a white level, "
+        "the largest outlier over it (Vaughan 2010) with its trial-corrected p-value, analytic and "
+        "calibrated by simulating and refitting the continuum. Longer segments resolve the line better.",
+    )
+    search.add_argument("input", type=Path, help="a FITS event file, or a light curve (FITS or ASCII)")
+    search.add_argument("--dt", type=float, default=1 / 64, help="bin time, s (default 1/64)")
+    search.add_argument("--segment-size", type=float, default=128.0, help="segment length, s (default 128)")
+    search.add_argument("--energy", type=float, nargs=2, metavar=("LO", "HI"), help="energy band, keV")
+    search.add_argument(
+        "--f-range", type=float, nargs=2, metavar=("LO", "HI"), help="search range, Hz (default: all)"
+    )
+    search.add_argument(
+        "--n-sim", type=int, default=1000, help="simulations of the calibration (default 1000)"
+    )
+    search.add_argument("--alpha", type=float, default=0.01, help="significance threshold (default 0.01)")
+    search.add_argument("--seed", type=int, default=0, help="seed of the calibration (default 0)")
+    search.add_argument("--json", action="store_true", help="print the result as JSON")
+    search.set_defaults(func=_cmd_search)
 
     train = sub.add_parser(
         "train",

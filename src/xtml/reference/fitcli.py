@@ -12,7 +12,7 @@ from xtml.psd import PSDModel
 from xtml.reference.defaults import default_bounds
 from xtml.reference.fit import FitResult, fit_spectra
 from xtml.reference.likelihood import NoiseKind, SpectralModel
-from xtml.timing import PowerSpectrum, observation_spectrum, read_events
+from xtml.timing import PowerSpectrum, observation_spectrum
 
 __all__ = [
     "FitReport",
@@ -44,13 +44,17 @@ def load_spectrum(
     segment_size: float = 16.0,
     rebin_log: float = 0.0,
     array: str = "power",
+    energy_range: tuple[float, float] | None = None,
 ) -> tuple[PowerSpectrum, dict[str, Any]]:
-    """One spectrum from an xtml dataset (``DIR.zarr``, row ``index``, ``array``) or a FITS event file.
+    """One spectrum from an xtml dataset (``DIR.zarr``, row ``index``, ``array``), an event file or a light
+    curve (FITS or ASCII, :func:`~xtml.timing.observation.read_observation`).
 
-    An event file goes through :func:`~xtml.timing.observation_spectrum`, the function ``xtml analyze``
-    uses: all whole segments of ``segment_size`` in its GTIs.  Returns the spectrum and its notes: for a
-    file, the rate in the analysed segments and over all the good time (``observation_spectrum``'s notes,
-    with ``file_rate_cps``), so that a rate is never quoted without the exposure it is measured over.
+    A file goes through :func:`~xtml.timing.observation_spectrum`, the function ``xtml analyze``
+    uses: all whole segments of ``segment_size`` in its GTIs (an event file's events in ``energy_range``,
+    keV). An event file's dead time, where it states one (a PRIOR column), is in the notes. Returns the
+    spectrum and its notes: for a file, the rate in the analysed segments and over all the good time
+    (``observation_spectrum``'s notes, with ``file_rate_cps``), so that a rate is never quoted without
+    the exposure it is measured over.
     """
     p = Path(path)
     if p.is_dir():
@@ -66,9 +70,20 @@ def load_spectrum(
         return ps, {"exposure_analysed_s": exposure, "exposure_total_s": exposure, "mean_rate_cps": rate}
     if array != "power":
         raise ValueError(f"event files give the total power only; --spectrum {array} needs an xtml dataset")
-    events = read_events(p)
-    ps, notes = observation_spectrum(events, dt=dt, segment_size=segment_size, rebin_log_f=rebin_log)
-    notes["file_rate_cps"] = events.times.size / float(events.exposure)
+    from xtml.timing import EventData
+    from xtml.timing.observation import read_observation
+
+    source = read_observation(p, energy_range=energy_range)
+    if isinstance(source, EventData):
+        ps, notes = observation_spectrum(source, dt=dt, segment_size=segment_size, rebin_log_f=rebin_log)
+        notes["file_rate_cps"] = source.times.size / float(source.exposure)
+        if source.dead_time is not None:
+            notes["dead_time_s"] = float(source.dead_time)
+            notes["dead_time_source"] = "the file's PRIOR column (mean dead time per event)"
+    else:
+        if energy_range is not None:
+            raise ValueError(f"{p}: --energy applies to event files; a light curve has its band already")
+        ps, notes = observation_spectrum(source, dt=dt, segment_size=segment_size, rebin_log_f=rebin_log)
     return ps, notes
 
 
@@ -203,3 +218,71 @@ def fit_report(
     model = SpectralModel(psd, noise=noise, dead_time=float(dead_time), n_modules=int(n_modules))
     bounds = default_bounds(model, spectrum)
     return FitReport(spectrum, model, bounds, fit_spectra(spectrum, model, bounds, workers=1, rng=rng))
+
+
+@dataclass(frozen=True)
+class ComponentTest:
+    """Whether the data require one Lorentzian of a fit: its calibrated likelihood-ratio test.
+
+    ``lrt`` is twice the gain in log-likelihood of the full model over the model without the component,
+    ``p_calibrated`` its posterior-predictive p-value (:func:`~xtml.reference.qpo.calibrate`: spectra
+    simulated from the model without the component, both models refitted), ``delta_aic`` the AIC of the
+    model without it minus the full model's (positive: the full model is preferred by AIC).
+    """
+
+    component: str
+    lrt: float
+    p_calibrated: float
+    n_sim: int
+    delta_aic: float
+    required: bool
+    alpha: float
+
+    def text(self) -> str:
+        p = (
+            f"< {1 / (self.n_sim + 1):.2g}"
+            if self.p_calibrated <= 1 / (self.n_sim + 1)
+            else f"= {self.p_calibrated:.3g}"
+        )
+        verdict = "required by the data" if self.required else "NOT required by the data"
+        return (
+            f"{self.component}: {verdict} (LRT {self.lrt:.2f}, calibrated p {p} from {self.n_sim} "
+            f"simulations without it; delta AIC {self.delta_aic:+.1f}; alpha {self.alpha:g})"
+        )
+
+
+def component_tests(
+    report: FitReport, *, n_sim: int = 200, alpha: float = 0.01, rng: int = 0
+) -> list[ComponentTest]:
+    """The calibrated significance of every Lorentzian of a fit (a QPO or a pulsation, not a broadband
+    zero-centred one): the model without it is the null of :func:`~xtml.reference.qpo.calibrate`.
+
+    A Lorentzian that is the model's only component has no null without it and is skipped.
+    """
+    from xtml.psd import Lorentzian
+    from xtml.reference.qpo import calibrate
+
+    model = report.model
+    out = []
+    for name, comp in model.psd.components:
+        if not isinstance(comp, Lorentzian) or len(model.psd.components) < 2:
+            continue
+        rest = PSDModel(tuple((n, c) for n, c in model.psd.components if n != name))
+        null = replace(model, psd=rest)
+        null_bounds = {k: v for k, v in report.bounds.items() if k in null.param_names}
+        res = calibrate(
+            report.spectrum, null, model, null_bounds, report.bounds, n_sim=n_sim, rng=rng, workers=1
+        )
+        k_removed = len(model.param_names) - len(null.param_names)
+        out.append(
+            ComponentTest(
+                component=name,
+                lrt=res.lrt,
+                p_calibrated=res.p_lrt,
+                n_sim=n_sim,
+                delta_aic=res.lrt - 2 * k_removed,
+                required=bool(res.p_lrt <= alpha),
+                alpha=alpha,
+            )
+        )
+    return out
