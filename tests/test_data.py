@@ -1,6 +1,7 @@
 """Datasets: strict configs, deterministic chunked Zarr stores, resumption, splits, expectations."""
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -527,3 +528,24 @@ def test_a_segment_without_photons_is_reported_with_the_draw_that_made_it(tmp_pa
         r".*photons per 16 s segment.*negative \(clipped to 0\) in \d+ % of its bins",
     ):
         simulate_dataset(config, 1000, tmp_path / "empty.zarr", progress=False)
+
+
+def test_shipped_configurations_are_listed_shown_and_copied(tmp_path, capsys):
+    """`xtml config list|show`: what a pip-installed user has instead of the checkout's configs/ folder.
+    Every configuration is listed with its kind, and a copy made with --out loads with its loader."""
+    from xtml.cli import main
+    from xtml.sbi.scenario import load_sbi_config
+
+    assert main(["config", "list"]) == 0
+    out = capsys.readouterr().out
+    for name, kind in (("default", "simulation"), ("sbi_nustar", "sbi"), ("train_detect", "training")):
+        assert re.search(rf"^{name}\s+{kind}\s+\S", out, flags=re.M), name
+    assert main(["config", "show", "default"]) == 0
+    assert capsys.readouterr().out == Path(default_config_path()).read_text()
+    copy = tmp_path / "mine.toml"
+    assert main(["config", "show", "sbi_demo", "--out", str(copy)]) == 0
+    load_sbi_config(copy)
+    assert main(["config", "show", "sbi_demo", "--out", str(copy)]) == 2
+    assert "exists; pass --overwrite" in capsys.readouterr().err
+    assert main(["config", "show", "nope"]) == 2
+    assert "no shipped configuration 'nope'; the shipped ones are: ccd_pileup" in capsys.readouterr().err

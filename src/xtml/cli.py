@@ -129,6 +129,29 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_config(args: argparse.Namespace) -> int:
+    from xtml.shipped import config_kind, config_path, config_summary, shipped_configs
+
+    if args.config_command == "list":
+        configs = shipped_configs()
+        width = max(len(n) for n in configs)
+        for name, path in configs.items():
+            print(f"{name:<{width}}  {config_kind(path):<10}  {config_summary(path)}")
+        folder = next(iter(configs.values())).parent
+        print(f"({len(configs)} configurations in {folder}; `xtml config show NAME` prints one)")
+        return 0
+    path = config_path(args.name)
+    if args.out is not None:
+        _check_output_file(args.out, "--out")
+        if args.out.exists() and not args.overwrite:
+            raise ValueError(f"--out {args.out} exists; pass --overwrite to replace it")
+        args.out.write_text(path.read_text())
+        print(f"wrote {args.out} ({config_kind(path)} configuration {path.stem!r})")
+        return 0
+    print(path.read_text(), end="")
+    return 0
+
+
 def _cmd_search(args: argparse.Namespace) -> int:
     import json
 
@@ -655,6 +678,21 @@ def build_parser() -> argparse.ArgumentParser:
     fit.add_argument("--plot", type=Path, default=None, help="save the data and best fit to this PNG")
     fit.add_argument("--json", action="store_true", help="print the result as JSON")
     fit.set_defaults(func=_cmd_fit)
+
+    config = sub.add_parser(
+        "config",
+        help="the configurations shipped with xtml: list them, print one or copy it to edit",
+        description="The configurations shipped inside the package (a pip-installed xtml has no configs/ "
+        "folder): `list` names them with their kind (simulation, training, sbi) and purpose; `show NAME` "
+        "prints one, `show NAME --out FILE` copies it to edit.",
+    )
+    config_sub = config.add_subparsers(dest="config_command", required=True)
+    config_sub.add_parser("list", help="every shipped configuration, its kind and purpose")
+    config_show = config_sub.add_parser("show", help="print a shipped configuration (or copy it with --out)")
+    config_show.add_argument("name", help="configuration name, e.g. default or sbi_nustar")
+    config_show.add_argument("--out", type=Path, default=None, help="write it to this file instead")
+    config_show.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
+    config.set_defaults(func=_cmd_config)
 
     search = sub.add_parser(
         "search",
