@@ -549,3 +549,13 @@ def test_shipped_configurations_are_listed_shown_and_copied(tmp_path, capsys):
     assert "exists; pass --overwrite" in capsys.readouterr().err
     assert main(["config", "show", "nope"]) == 2
     assert "no shipped configuration 'nope'; the shipped ones are: ccd_pileup" in capsys.readouterr().err
+
+
+def test_a_simulate_run_config_loads_back(small_config, tmp_path):
+    """The config.toml an `xtml simulate` run records (n, seed, chunk_size and the [simulation] table)
+    loads with load_config into the same configuration."""
+    from xtml.data.simrun import simulate_run
+
+    run = tmp_path / "run"
+    simulate_run(small_config, 16, run, seed=3, chunk_size=16, progress=False)
+    assert load_config(run / "config.toml") == small_config

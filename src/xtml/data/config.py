@@ -391,12 +391,14 @@ def _dataset(t: Mapping[str, Any]) -> DatasetSpec:
 
 
 def load_config(path: str | Path) -> SimulationConfig:
-    """Read and validate a TOML configuration file.
+    """Read and validate a TOML configuration file (or the ``config.toml`` of an ``xtml simulate`` run).
 
     Errors name the file and the offending key; a missing file says where it looked.
     """
     p = Path(path)
     raw = read_toml(p, "configuration file")
+    if set(raw) == {"n", "seed", "chunk_size", "simulation"} and isinstance(raw["simulation"], dict):
+        raw = raw["simulation"]  # the config.toml of an `xtml simulate` run: its [simulation] table
     try:
         return SimulationConfig.from_dict(raw)
     except ValueError as err:
