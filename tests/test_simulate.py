@@ -251,3 +251,19 @@ def test_power_law_given_by_its_band_rms_has_that_rms_in_the_light_curves(rng):
     assert expect == pytest.approx(0.01, rel=0.01)  # whole bins cover 1.016-15.98 Hz of the band
     err = rms2.std(ddof=1) / np.sqrt(n)
     assert abs(rms2.mean() - expect) < 3 * err, (rms2.mean(), expect, err)
+
+
+def test_default_threads_follow_omp_num_threads(monkeypatch):
+    """Torch models (the CNN, the neural posteriors) take OMP_NUM_THREADS as their default, as numpy does."""
+    from xtml.learn.cnn import CNNClassifier
+    from xtml.simulate.lightcurves import available_cpus, default_threads
+
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    assert default_threads() == 1
+    assert CNNClassifier()._threads() == 1
+    monkeypatch.setenv("OMP_NUM_THREADS", "64")
+    assert default_threads() == available_cpus()  # never more than the CPUs available
+    monkeypatch.setenv("OMP_NUM_THREADS", "junk")
+    assert default_threads() == available_cpus()
+    monkeypatch.delenv("OMP_NUM_THREADS")
+    assert default_threads() == available_cpus()

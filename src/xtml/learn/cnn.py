@@ -14,10 +14,11 @@ for validation) costs about 9 CPU-seconds on the project's 2-core machine (``ben
 
 Randomness: ``random_state`` seeds torch inside :func:`torch.random.fork_rng` (weights, dropout) and a local
 :class:`torch.Generator` (shuffling); the caller's global torch RNG is left as it was. Threads:
-``n_threads`` (default: the CPUs available to the process) is set for the duration of ``fit`` and
-``predict`` and then restored. On a machine whose cores are busy with other work, torch's OpenMP threads
-spin-wait for each other at every operation: use ``n_threads=1`` there, or start Python with
-``OMP_WAIT_POLICY=PASSIVE`` (two threads were 25x slower than one on the shared 2-core machine without it).
+``n_threads`` (default: ``OMP_NUM_THREADS`` if set, else the CPUs available to the process) is set for
+the duration of ``fit`` and ``predict`` and then restored. On a machine whose cores are busy with other
+work, torch's OpenMP threads spin-wait for each other at every operation: use ``n_threads=1`` there, or
+start Python with ``OMP_WAIT_POLICY=PASSIVE`` (two threads were 25x slower than one on the shared 2-core
+machine without it).
 
 The fitted network is ``module_``; ``estimator._build_module(n_outputs)`` rebuilds it (untrained) from
 ``get_params()`` and ``n_features_in_``, with ``n_outputs = len(classes_)`` (classifier) or
@@ -57,7 +58,7 @@ from xtml.learn._torch_train import (
     torch_threads,
     train,
 )
-from xtml.simulate.lightcurves import available_cpus
+from xtml.simulate.lightcurves import default_threads
 
 __all__ = ["CNNClassifier", "CNNRegressor"]
 
@@ -165,7 +166,7 @@ class _BaseCNN(BaseEstimator):
             _check_int("n_threads", self.n_threads, 1)
 
     def _threads(self) -> int:
-        return available_cpus() if self.n_threads is None else int(self.n_threads)
+        return default_threads() if self.n_threads is None else int(self.n_threads)
 
     def _build_module(self, n_outputs: int) -> ConvNet1d:
         """The (untrained) network for ``n_features_in_`` inputs and ``n_outputs`` outputs."""
@@ -273,8 +274,8 @@ class CNNClassifier(ClassifierMixin, _BaseCNN):
     random_state : int, RandomState or None, default=None
         Seeds weights, dropout, shuffling and the validation split.
     n_threads : int or None, default=None
-        Torch threads during ``fit`` and ``predict``; None uses the CPUs available to the process. Use 1
-        when other processes keep the cores busy (see the module docstring).
+        Torch threads during ``fit`` and ``predict``; None uses ``OMP_NUM_THREADS`` if set, else the CPUs
+        available. Use 1 when other processes keep the cores busy (see the module docstring).
 
     Attributes
     ----------

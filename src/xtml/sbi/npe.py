@@ -47,7 +47,7 @@ from xtml.learn._torch_train import seeded, torch_threads, train
 from xtml.sbi.density import NPEConfig, _check_int, build_estimator
 from xtml.sbi.posterior import NeuralPosterior, _rows
 from xtml.sbi.transforms import BoxTransform
-from xtml.simulate.lightcurves import available_cpus
+from xtml.simulate.lightcurves import default_threads
 
 __all__ = ["NPEConfig", "NeuralPosterior", "train_npe"]
 
@@ -102,7 +102,7 @@ def train_npe(
     progress : bool, default=False
         Show a progress bar over the ensemble members.
     n_threads : int or None
-        Torch threads (None: the CPUs available to the process); also kept for later sampling.
+        Torch threads (None: ``OMP_NUM_THREADS`` if set, else the CPUs available); also kept for sampling.
 
     Returns
     -------
@@ -161,7 +161,7 @@ def train_npe(
     xs = ((xr - x_mean) / x_std).astype(np.float32)
     us = ((z - z_mean) / z_std).astype(np.float32)
     members, history = [], []
-    threads = available_cpus() if n_threads is None else n_threads
+    threads = default_threads() if n_threads is None else n_threads
     ks = range(config.n_ensemble)
     if progress:
         from tqdm.auto import tqdm

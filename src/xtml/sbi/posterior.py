@@ -28,7 +28,7 @@ from xtml.learn._torch_train import INFERENCE_BATCH, torch_threads
 from xtml.sbi.density import NPEConfig, _check_int, build_estimator
 from xtml.sbi.fastflow import CompiledFlow, UnsupportedFlowError, compile_flows, weights_key
 from xtml.sbi.transforms import BoxTransform
-from xtml.simulate.lightcurves import available_cpus
+from xtml.simulate.lightcurves import default_threads
 
 __all__ = ["NeuralPosterior"]
 
@@ -106,7 +106,7 @@ class NeuralPosterior:
         Per member: ``n_epochs``, ``best_epoch``, ``best_loss`` and the per-epoch ``train_loss`` and
         ``val_loss`` (mean negative log-likelihood of the standardised unbounded parameters, nats).
     n_threads : int or None
-        Torch threads for sampling and evaluation (None: the CPUs available to the process); the fast
+        Torch threads for sampling and evaluation (None: ``OMP_NUM_THREADS`` if set, else the CPUs); the fast
         sampler always runs on one thread (its operations are too small to share: 2 threads were slower
         in ``bench/bench_npe.py``).
     recalibration : dict or None
@@ -161,7 +161,7 @@ class NeuralPosterior:
         )
 
     def _threads(self) -> int:
-        return available_cpus() if self.n_threads is None else int(self.n_threads)
+        return default_threads() if self.n_threads is None else int(self.n_threads)
 
     def _standard_x(self, x: NDArray[np.float64]) -> torch.Tensor:
         return torch.from_numpy(((x - self.x_mean) / self.x_std).astype(np.float32))

@@ -157,6 +157,17 @@ def available_cpus() -> int:
     return max(1, os.cpu_count() or 1)
 
 
+def default_threads() -> int:
+    """Threads a compute kernel takes by default: ``OMP_NUM_THREADS`` where it is set to a positive integer
+    (the usual limit, as numpy's BLAS and torch read it), at most the CPUs available; else those CPUs."""
+    import os
+
+    value = os.environ.get("OMP_NUM_THREADS", "").strip()
+    if value.isdigit() and int(value) >= 1:
+        return min(int(value), available_cpus())
+    return available_cpus()
+
+
 def _threads(threads: int | None) -> int:
     if threads is None:
         return min(available_cpus(), 8)
