@@ -64,8 +64,8 @@ def test_cyg_x1_resampled_light_curve_is_read_whole_and_its_beat_explained(cygx1
 
 def test_xmm_light_curve_with_gtis_shorter_than_a_bin_says_so():
     """XMM EPIC-pn, 100 s bins, 9,731 GTIs of at most 9.2 s: the reason given is the GTIs, not 'not an
-    EVENTS table', both from the light-curve reader and from `xtml analyze`'s reading path."""
-    from xtml.analyze import _read
+    EVENTS table', both from the light-curve reader and from the reader of `xtml analyze` and `xtml fit`."""
+    from xtml.timing.observation import read_observation
 
     path = REALDATA / "PN_source_lightcurve_raw.lc"
     with pytest.raises(
@@ -77,7 +77,7 @@ def test_xmm_light_curve_with_gtis_shorter_than_a_bin_says_so():
     with pytest.raises(
         ValueError, match=r"9731 GTIs is shorter than a bin.*\(read as a light curve: HDU 'RATE'"
     ):
-        _read(path, None)
+        read_observation(path)
 
 
 def test_event_files_still_read_as_events():

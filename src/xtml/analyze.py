@@ -30,6 +30,8 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from xtml.timing.observation import read_observation
+
 __all__ = ["AnalysisRow", "LoadedRun", "analyze_files", "load_run", "rows_table", "stingray_observation"]
 
 
@@ -159,13 +161,6 @@ def stingray_observation(name: str) -> Path:
     return path
 
 
-def _read(path: Path, energy_range: tuple[float, float] | None) -> Any:
-    """An EventData or a BinnedLightCurve of the file."""
-    from xtml.timing.observation import read_observation
-
-    return read_observation(path, energy_range=energy_range)
-
-
 def _spectrum(source: Any, run: LoadedRun) -> tuple[Any, list[str]]:
     from xtml.reference.fitcli import rate_text
     from xtml.timing import EventData, observation_spectrum
@@ -256,7 +251,7 @@ def _analyze_one(
     plot_dir: Path | None,
 ) -> list[AnalysisRow]:
     try:
-        source = _read(path, energy_range)
+        source = read_observation(path, energy_range=energy_range)
     except Exception as err:
         return [AnalysisRow(path=str(path), run=str(r.path), error=_message(path, err)) for r in runs]
     mission = str(getattr(source, "mission", "") or "unknown")
