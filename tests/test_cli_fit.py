@@ -48,7 +48,7 @@ def test_fit_an_event_file_recovers_the_qpo(tmp_path, capsys):
             "--rebin-log",
             "0.02",
             "--n-sim",
-            "40",
+            "20",
             "--alpha",
             "0.05",
             "--json",
@@ -67,7 +67,7 @@ def test_fit_an_event_file_recovers_the_qpo(tmp_path, capsys):
     (qpo,) = result["components"]  # 15 % rms at 600 ct/s: beyond every simulation without it
     assert qpo["component"] == "qpo"
     assert qpo["required"]
-    assert qpo["p_calibrated"] == 1 / 41
+    assert qpo["p_calibrated"] == 1 / 21
     assert result["dead_time"]["source"].startswith("none: the file states no dead time")
 
 
@@ -135,7 +135,7 @@ def test_fit_says_when_a_lorentzian_is_not_required(capsys):
             "--rebin-log",
             "0.05",
             "--n-sim",
-            "40",
+            "20",
             "--alpha",
             "0.05",
         ]

@@ -101,7 +101,7 @@ def test_known_pulsations_are_found_with_a_calibrated_trial_corrected_significan
     from xtml.reference.search import periodicity_search
 
     ps, _ = observation_spectrum(read_events(REALDATA / name), dt=dt, segment_size=segment)
-    res = periodicity_search(ps, n_sim=200, rng=0)
+    res = periodicity_search(ps, n_sim=50, alpha=0.05, rng=0)
     assert abs(res.freq - f_known) <= res.freq_resolution / 2, res.summary()
     assert res.significant, res.summary()
     assert res.at_floor
