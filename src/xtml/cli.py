@@ -155,15 +155,15 @@ def _cmd_config(args: argparse.Namespace) -> int:
 def _cmd_search(args: argparse.Namespace) -> int:
     import json
 
-    from xtml.reference.fitcli import rate_text
+    from xtml.reference.fitcli import load_spectrum, rate_text
     from xtml.reference.search import periodicity_search
-    from xtml.timing import EventData, observation_spectrum
-    from xtml.timing.observation import read_observation
 
-    source = read_observation(args.input, energy_range=None if args.energy is None else tuple(args.energy))
-    ps, notes = observation_spectrum(source, dt=args.dt, segment_size=args.segment_size)
-    if isinstance(source, EventData):
-        notes["file_rate_cps"] = source.times.size / float(source.exposure)
+    ps, notes = load_spectrum(
+        args.input,
+        dt=args.dt,
+        segment_size=args.segment_size,
+        energy_range=None if args.energy is None else (args.energy[0], args.energy[1]),
+    )
     result = periodicity_search(
         ps,
         f_range=None if args.f_range is None else (args.f_range[0], args.f_range[1]),
@@ -175,10 +175,7 @@ def _cmd_search(args: argparse.Namespace) -> int:
         out = {k: v for k, v in result.__dict__.items() if k != "t_r_sim"}
         print(json.dumps(out | {"at_floor": result.at_floor, "observation": notes}, indent=2))
         return 0
-    print(
-        f"{args.input}: {notes['segments_used']} segments of {notes['segment_length_s']:g} s at dt = "
-        f"{args.dt:g} s ({ps.n_freq} frequencies, resolution {ps.df[0]:.3g} Hz); {rate_text(notes)}"
-    )
+    print(f"{args.input}: {ps.n_freq} frequencies, resolution {ps.df[0]:.3g} Hz; {rate_text(notes)}")
     print("continuum: " + ", ".join(f"{k} = {v:.4g}" for k, v in result.continuum_params.items()))
     print(result.summary())
     return 0
