@@ -559,3 +559,33 @@ def test_a_simulate_run_config_loads_back(small_config, tmp_path):
     run = tmp_path / "run"
     simulate_run(small_config, 16, run, seed=3, chunk_size=16, progress=False)
     assert load_config(run / "config.toml") == small_config
+
+
+def test_binned_dead_time_in_a_configuration():
+    """``binned = true`` round-trips through the [detector] table; bins shorter than 100 dead times are
+    refused, naming the step and the bound."""
+    from xtml.data.config import SimulationConfig, detector_from_dict, detector_to_dict
+
+    det = detector_from_dict({"n_modules": 1, "dead_time": {"value": 1e-5, "binned": True}})
+    assert det.dead_time.binned
+    assert detector_from_dict(detector_to_dict(det)) == det
+    raw = {
+        "observation": {"dt": 0.5e-3, "segment_bins": 256},
+        "rate": {"dist": "uniform", "low": 100.0, "high": 200.0},
+        "classes": {
+            "a": {
+                "components": {"b": "zero_lorentzian"},
+                "priors": {
+                    "b.nu_max": {"dist": "loguniform", "low": 1.0, "high": 10.0},
+                    "b.rms": {"dist": "uniform", "low": 0.05, "high": 0.1},
+                },
+            }
+        },
+        "detector": {"dead_time": {"value": 1e-5, "binned": True}},
+    }
+    with pytest.raises(
+        ValueError, match=r"binned = true needs simulation steps \(dt / alias_factor = 0.0005 s\)"
+    ):
+        SimulationConfig.from_dict(raw)
+    raw["observation"]["dt"] = 1e-3
+    assert SimulationConfig.from_dict(raw).detector.dead_time.binned

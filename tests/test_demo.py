@@ -6,7 +6,7 @@ import html
 import json
 import re
 
-from xtml.demo import DEMO_SECTIONS, REAL_FILES, SIZES, detection_line
+from xtml.demo import DEMO_SECTIONS, MATCHED_FILE, REAL_FILES, SIZES, detection_line
 from xtml.learn.comparison import min_negatives
 from xtml.learn.headline import fmt_interval
 from xtml.runs import list_runs, load_record
@@ -15,13 +15,13 @@ from xtml.runs import list_runs, load_record
 def test_quick_demo_runs_the_whole_loop_and_reports_every_section(quick_demo):
     out = quick_demo
     printed = (out.parent / "printed.txt").read_text()
-    for k in range(1, 8):
-        assert f"[{k}/7]" in printed  # progress at every stage
+    for k in range(1, 9):
+        assert f"[{k}/8]" in printed  # progress at every stage
     lines = printed.strip().splitlines()
     start = max(i for i, line in enumerate(lines) if line.startswith("report: "))
     assert lines[start].startswith(f"report: {out / 'report.html'}")
     numbered = [line for line in lines[start:] if re.match(r"\d\. ", line)]
-    assert [line[:2] for line in numbered] == ["1.", "2.", "3."]
+    assert [line[:2] for line in numbered] == ["1.", "2.", "3.", "4."]
     assert re.match(r"2\. SBI coverage error: at most \d+\.\d pp", numbered[1])
     # the recalibrated posterior passes its gate (issue 19): the demo ends with "calibration PASSED"
     assert numbered[1].endswith("calibration PASSED"), numbered[1]
@@ -32,6 +32,7 @@ def test_quick_demo_runs_the_whole_loop_and_reports_every_section(quick_demo):
     assert tuple(titles) == DEMO_SECTIONS
     kinds = {r.kind: r for r in list_runs(out)}
     assert set(kinds) == {"demo", "simulate", "train", "evaluate", "sbi"}
+    assert load_record(out / "matched").kind == "sbi"
     assert load_record(out).status == "complete"
     summary = json.loads((out / "summary.json").read_text())
     assert 0 <= summary["detection"]["tpr_reference"] <= 1
@@ -39,6 +40,14 @@ def test_quick_demo_runs_the_whole_loop_and_reports_every_section(quick_demo):
     assert len(summary["real"]) == 2 * len(REAL_FILES)
     # the files are far from the demo's training data (34 and 1660 ct/s against 160-570): the gate says so
     assert not any(r["in_scope"] for r in summary["real"])
+    # ... and a run matched to the real RXTE file answers in scope, next to the classical fits (issue 20)
+    assert numbered[3].startswith(f"4. run matched to the real file {MATCHED_FILE} ("), numbered[3]
+    assert ": in scope: " in numbered[3], numbered[3]
+    matched = summary["matched"]
+    assert matched["in_scope"]
+    assert matched["error"] is None
+    assert any(c.startswith("Zhang (dead-time-aware) fit") for c in matched["classical"])
+    assert "A run matched to the real file" in page
     # what did not work lists failures only, failed checks first, with the runs' reports linked
     failed = [r for r in kinds.values() if r.status == "failed-check"]
     section = page[page.index("What did not work") :]

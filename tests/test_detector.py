@@ -14,6 +14,7 @@ from xtml.simulate import (
     apply_pileup,
     observe,
 )
+from xtml.simulate.deadtime import binned_dead_time_moments, draw_binned_counts
 from xtml.simulate.poisson import MAX_MEAN_OPERATIONAL, poisson_rows
 
 
@@ -225,3 +226,45 @@ def test_poisson_rows_is_poisson(mean, rng):
     assert np.array_equal(
         poisson_rows(lam, np.random.default_rng(1)), poisson_rows(lam, np.random.default_rng(1))
     )
+
+
+@pytest.mark.parametrize("sigma", [0.0, 1e-3])
+def test_binned_dead_time_matches_the_event_level_detector(sigma):
+    """Bins much longer than the dead time: the counts a binned dead time draws have the mean, variance and
+    flat Leahy level 2 Var/E of the event-by-event simulation and of the renewal limit, at r tau = 2."""
+    rate, tau, dt = 800.0, 2.5e-3, 0.5
+    lam = np.full((300, 128), rate)
+    out = {}
+    for binned in (False, True):
+        det = Detector(dead_time=DeadTime(tau, sigma=sigma, binned=binned))
+        c = observe(lam, dt, det, rng=np.random.default_rng(3)).counts[:, 0, :].astype(float)
+        power = 2 * np.abs(np.fft.rfft(c, axis=1)[:, 1:-1]) ** 2 / c.sum(axis=1, keepdims=True)
+        out[binned] = (c.mean(), c.var(), power.mean())
+    mean, var = binned_dead_time_moments(rate, dt, DeadTime(tau, sigma=sigma))
+    n = lam.size
+    for binned in (False, True):
+        m, v, p = out[binned]
+        assert m == pytest.approx(mean, abs=4 * np.sqrt(var / n)), binned
+        assert v == pytest.approx(var, rel=4 * np.sqrt(2 / n)), binned
+        assert p == pytest.approx(2 * var / mean, rel=4 * np.sqrt(1 / (300 * 63))), binned
+    if sigma == 0:  # Zhang et al. (1995): the Leahy level below 2 at frequencies << 1 / tau
+        assert 2 * var / mean == pytest.approx(2 / (1 + rate * tau) ** 2)
+    assert out[True][1] == pytest.approx(out[False][1], rel=6 * np.sqrt(2 / n))
+
+
+def test_binned_counts_are_discrete_and_reach_poisson(rng):
+    """No dead time: the binned draw is Poisson (chi-square on the counts); under-dispersed draws keep the
+    mean and variance; tiny means give zeros, never negatives."""
+    c = draw_binned_counts(np.full(4000, 3.0), np.full(4000, 3.0), rng)
+    observed = np.bincount(np.minimum(c, 8), minlength=9)
+    expected = stats.poisson(3).pmf(np.arange(9)) * c.size
+    expected[8] = stats.poisson(3).sf(7) * c.size
+    assert stats.chisquare(observed, expected).pvalue > 1e-3
+    d = draw_binned_counts(np.full(20000, 50.0), np.full(20000, 10.0), rng)
+    assert d.mean() == pytest.approx(50.0, abs=4 * np.sqrt(10 / d.size))
+    assert d.var() == pytest.approx(10.0, rel=0.05)
+    assert np.all(draw_binned_counts(np.full(100, 0.01), np.full(100, 0.009), rng) >= 0)
+    with pytest.raises(ValueError, match="variance must be <= mean"):
+        draw_binned_counts(np.array([2.0]), np.array([3.0]), rng)
+    with pytest.raises(ValueError, match="non-paralyzable kind only"):
+        DeadTime(1e-5, kind="paralyzable", binned=True)

@@ -107,3 +107,72 @@ def test_known_pulsations_are_found_with_a_calibrated_trial_corrected_significan
     assert res.at_floor
     assert res.p_analytic < 1e-6
     assert res.n_trials == ps.n_freq
+
+
+def test_matched_observation_blocks_come_from_the_files():
+    """The observation block and detector of a matched run, derived from the files: Cyg X-2's RXTE light
+    curve (1 s bins, three GTIs, 4,044 ct/s: binned dead time of the PCA, the assumed PCU count said), and
+    NICER's SGR 1830-0645 (its DEADTIME column, 47 focal-plane modules with events)."""
+    from xtml.workflows.matched import match_observation
+
+    cyg = match_observation([REALDATA / "std1_ao9_01_01.lc"])
+    assert (cyg.mission, cyg.kind, cyg.dt) == ("xte", "light curve", 1.0)
+    assert cyg.n_segments * cyg.segment_length >= 0.9 * 10240  # of 10,451 s in three GTIs of ~3,440 s
+    assert cyg.n_segments <= cyg.segments_available[0]
+    assert cyg.n_segments >= 8
+    assert cyg.detected_rate[0] == pytest.approx(4044, rel=1e-3)  # SOURCES.md
+    assert cyg.detector.binned
+    assert cyg.detector.dead_time == pytest.approx(1e-5 / 2)
+    assert "assumed 2" in cyg.detector.source
+    assert "Jahoda et al. 2006" in cyg.detector.source
+    # the incident rate inverts the non-paralyzable dead time
+    r = cyg.incident_rate[0]
+    assert r / (1 + r * cyg.detector.dead_time) == pytest.approx(cyg.detected_rate[0])
+    assert match_observation([REALDATA / "std1_ao9_01_01.lc"], n_detectors=3).detector.dead_time == (
+        pytest.approx(1e-5 / 3)
+    )
+    sgr = match_observation([REALDATA / "sgr1830kgfilt.evt"])
+    assert sgr.kind == "events"
+    assert sgr.detector.n_detectors == 47
+    assert not sgr.detector.binned
+    assert sgr.detector.dead_time == pytest.approx(2.254e-5 / 47, rel=1e-3)
+    assert "DEADTIME column" in sgr.detector.source
+    assert 1 / 256 <= sgr.dt <= 1.0
+    assert sgr.n_segments * sgr.segment_length <= 984
+    with pytest.raises(ValueError, match="one mission"):
+        match_observation([REALDATA / "std1_ao9_01_01.lc", REALDATA / "sgr1830kgfilt.evt"])
+    with pytest.raises(ValueError, match="whole multiple of the light curves' bin time 1 s"):
+        match_observation([REALDATA / "std1_ao9_01_01.lc"], dt=1.5)
+
+
+def test_cyg_x2_is_in_scope_for_a_matched_run_with_an_answer(tmp_path):
+    """`xtml sbi train --like` on Cyg X-2's RXTE light curve (small: 1,000 simulations): the scenario comes
+    from the file, the posterior passes its gate, the file is in scope, and the answer stands next to the
+    Zhang and naive fits of the same spectrum (and says why there is no FAD fit)."""
+    from xtml.workflows.matched import train_matched_sbi
+
+    answer = train_matched_sbi(
+        [REALDATA / "std1_ao9_01_01.lc"],
+        tmp_path / "run",
+        n_train=1000,
+        n_test=200,
+        n_calibration=200,
+        n_sim=0,
+        log=None,
+        n_threads=1,
+    )
+    assert answer.fit.model.startswith("red=powerlaw_rms")  # red noise only at 1 s bins (SOURCES.md)
+    (row,) = answer.rows
+    assert row.error is None
+    assert row.in_scope, row.reasons
+    assert answer.calibrated
+    summary = {p["parameter"]: p for p in row.posterior}
+    zhang, naive, fad = answer.classical[0][:3]
+    assert zhang.method.startswith("Zhang")
+    assert naive.method == "naive fit"
+    assert "not available" in fad.note
+    for name in ("red.rms", "red.index"):  # the posterior and the fit agree within their spreads
+        width = summary[name]["hi68"] - summary[name]["lo68"]
+        assert abs(summary[name]["median"] - zhang.params[name]) < 3 * (width / 2 + zhang.errors[name])
+    assert summary["rate"]["lo95"] < answer.match.incident_rate[0] < summary["rate"]["hi95"]
+    assert (tmp_path / "run" / "matched.json").is_file()

@@ -356,3 +356,19 @@ def test_cli_infer_on_event_files_of_the_trained_grid(run, tmp_path, capsys):
     assert (tmp_path / "corner.png").stat().st_size > 1000
     assert [r["parameter"] for r in printed["summary"]] == ["qpo.nu0", "qpo.rms", "broad.rms", "rate"]
     assert all(200 <= r["lo95"] <= r["hi95"] <= 1000 for r in printed["summary"] if r["parameter"] == "rate")
+
+
+def test_sbi_train_takes_a_scenario_or_files_to_match(tmp_path, capsys):
+    """`xtml sbi train` needs exactly one of a scenario and --like FILE...; a missing file is named."""
+    assert main(["sbi", "train", "--out", str(tmp_path / "a")]) == 2
+    assert (
+        "give a scenario (CONFIG) or the observation files to match (--like FILE...)"
+        in capsys.readouterr().err
+    )
+    config = tmp_path / "s.toml"
+    config.write_text("")
+    assert main(["sbi", "train", str(config), "--like", "x.evt", "--out", str(tmp_path / "b")]) == 2
+    assert "not both" in capsys.readouterr().err
+    assert main(["sbi", "train", "--like", str(tmp_path / "missing.evt"), "--out", str(tmp_path / "c")]) == 2
+    assert "missing.evt" in capsys.readouterr().err
+    assert not (tmp_path / "c").exists()

@@ -143,3 +143,29 @@ def test_bad_input_named() -> None:
         TrainingDomain(freq=np.ones(3), m=np.ones(3), segment_length=1.0, norm="leahy", rate_range=(5, 1))
     with pytest.raises(ValueError, match="newer than this xtml"):
         ScopeGate.from_dict(gate.to_dict() | {"format_version": 99})
+
+
+def test_gaps_are_cut_out_of_an_event_files_gtis(rng) -> None:
+    """A 1.5 s telemetry drop-out inside a GTI of 200 ct/s events is found and cut out (GTI split, exposure
+    down by about the gap); gap-free events keep their GTIs; the scope check then finds nothing."""
+    from xtml.timing import EventData
+    from xtml.timing.gaps import gti_without_gaps
+
+    times = np.sort(rng.uniform(0, 20, 4000))
+    holed = times[(times < 7.0) | (times > 8.5)]
+    events = EventData(path="x.evt", times=holed, gti=np.array([[0.0, 20.0]]), t_ref=0.0, mission="nustar")
+    cut, notes = gti_without_gaps(events)
+    assert len(notes) == 1
+    assert "a gap of 1.5" in notes[0]
+    assert cut.gti.shape == (2, 2)
+    np.testing.assert_allclose(cut.gti[0, 1], 7.0, atol=1 / 32)
+    np.testing.assert_allclose(cut.gti[1, 0], 8.5, atol=1 / 32)
+    assert cut.exposure == pytest.approx(18.5, abs=1 / 16)
+    for a, b in cut.gti:  # no flagged gap is left in what remains
+        inside = cut.times[(cut.times >= a) & (cut.times < b)]
+        counts = np.histogram(inside, bins=a + np.arange(int((b - a) * 64) + 1) / 64)[0]
+        assert gap_reasons(counts, 1 / 64) == [[]]
+    whole = EventData(path="y.evt", times=times, gti=np.array([[0.0, 20.0]]), t_ref=0.0, mission="nustar")
+    same, none = gti_without_gaps(whole)
+    assert same is whole
+    assert none == []

@@ -249,11 +249,17 @@ def _analyze_one(
     n_samples: int,
     seed: int,
     plot_dir: Path | None,
+    exclude_gaps: bool = False,
 ) -> list[AnalysisRow]:
+    from xtml.timing.gaps import gti_without_gaps
+
     try:
         source = read_observation(path, energy_range=energy_range)
     except Exception as err:
         return [AnalysisRow(path=str(path), run=str(r.path), error=_message(path, err)) for r in runs]
+    gap_notes: list[str] = []
+    if exclude_gaps:
+        source, gap_notes = gti_without_gaps(source)
     mission = str(getattr(source, "mission", "") or "unknown")
     base = {
         "path": str(path),
@@ -272,6 +278,7 @@ def _analyze_one(
     for run in runs:
         try:
             ps, notes = _spectrum(source, run)
+            notes = gap_notes + notes
             if run.kind == "sbi":
                 answer = _answer_sbi(run, ps, str(path), n_samples, seed)
             else:
@@ -360,8 +367,13 @@ def analyze_files(
     allow_uncalibrated: bool = False,
     plot_dir: str | Path | None = None,
     client: Any = None,
+    exclude_gaps: bool = False,
 ) -> list[AnalysisRow]:
     """Analyse every file with every run (module doc); one row per (file, run), in the order given.
+
+    ``exclude_gaps``: cut data gaps inside the GTIs of event files out of them first
+    (:func:`xtml.timing.gaps.gti_without_gaps`, said in the notes) instead of letting the scope gate flag
+    them.
 
     ``plot_dir``: write each analysed spectrum there as ``<file>_<run>.png``.  ``client``: a Dask client
     (:func:`xtml.parallel.dask_client`) to analyse the files on, one task per file (``workers`` is then
@@ -391,6 +403,7 @@ def analyze_files(
             n_samples=n_samples,
             seed=seed,
             plot_dir=None if plot_dir is None else Path(plot_dir),
+            exclude_gaps=exclude_gaps,
         )
 
     # the first file sets the batch's mission (read once: its own rows carry the mission it has)
@@ -414,6 +427,7 @@ def analyze_files(
                 "n_samples": n_samples,
                 "seed": seed,
                 "plot_dir": None if plot_dir is None else Path(plot_dir),
+                "exclude_gaps": exclude_gaps,
             },
             desc="analyze",
             unit="file",

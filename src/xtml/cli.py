@@ -288,6 +288,12 @@ def _row_truth(path: Path, index: int, names: tuple[str, ...]) -> dict[str, obje
 def _cmd_sbi_train(args: argparse.Namespace) -> int:
     from xtml.sbi.scenario import load_sbi_config
 
+    if (args.config is None) == (args.like is None):
+        raise ValueError(
+            "give a scenario (CONFIG) or the observation files to match (--like FILE...), not both"
+        )
+    if args.like is not None:
+        return _sbi_train_like(args)
     config = load_sbi_config(args.config)
     from xtml.parallel import client_from_args
     from xtml.sbi.run import train_sbi_run
@@ -317,6 +323,36 @@ def _cmd_sbi_train(args: argparse.Namespace) -> int:
         return 1
     print(f"next: xtml sbi infer {run} OBSERVATION")
     return 0
+
+
+def _sbi_train_like(args: argparse.Namespace) -> int:
+    import json
+
+    from xtml.workflows.matched import train_matched_sbi
+
+    answer = train_matched_sbi(
+        args.like,
+        args.out,
+        model=args.model,
+        energy_range=None if args.energy is None else (args.energy[0], args.energy[1]),
+        dt=args.dt,
+        n_detectors=args.detectors,
+        n_train=args.n_train,
+        n_test=args.n_test,
+        n_calibration=args.n_test,
+        n_sim=args.n_sim,
+        seed=args.seed,
+        overwrite=args.overwrite,
+        log=None if (args.no_progress or args.json) else print,
+        n_threads=args.threads,
+        command=args.argv,
+    )
+    if args.json:
+        print(json.dumps(answer.to_dict(), indent=1, default=float))
+    else:
+        print(answer.text(derivation=args.no_progress))  # else it was printed before the training
+    in_scope = all(r.error is None and r.in_scope for r in answer.rows)
+    return 0 if answer.calibrated and in_scope else 1
 
 
 def _cmd_sbi_infer(args: argparse.Namespace) -> int:
@@ -762,9 +798,39 @@ def build_parser() -> argparse.ArgumentParser:
         "as that run did.",
     )
     sbi_train.add_argument(
-        "config", type=Path, help="SBI scenario, a TOML file (e.g. configs/sbi_nustar.toml)"
+        "config", type=Path, nargs="?", help="SBI scenario, a TOML file (e.g. configs/sbi_nustar.toml)"
     )
     sbi_train.add_argument("--out", type=Path, required=True, help="run folder to create")
+    like = sbi_train.add_argument_group(
+        "a run matched to observations (instead of CONFIG)",
+        "Derive the scenario from the files (bin time, segments from the GTIs, detector and dead time with "
+        "its reference, a rate prior around the measured rate, the source model and priors from a quick "
+        "dead-time-aware fit), train, check, and answer for every file next to the classical answers "
+        "(docs/tutorial-sbi.md).",
+    )
+    like.add_argument("--like", type=Path, nargs="+", default=None, metavar="FILE", help="observation files")
+    like.add_argument(
+        "--model",
+        default=None,
+        help="source components as `xtml fit --model` takes them (default: chosen by the quick fit)",
+    )
+    like.add_argument("--energy", type=float, nargs=2, default=None, metavar=("LOW", "HIGH"), help="keV")
+    like.add_argument("--dt", type=float, default=None, help="bin time, s (default: from the files)")
+    like.add_argument(
+        "--detectors",
+        type=_at_least(1),
+        default=None,
+        help="independent detectors summed in the files, where they do not say (RXTE PCA light curves)",
+    )
+    like.add_argument("--n-train", type=_at_least(100), default=20_000, help="training simulations (20000)")
+    like.add_argument(
+        "--n-test", type=_at_least(100), default=1_000, help="test and recalibration simulations (1000 each)"
+    )
+    like.add_argument(
+        "--n-sim", type=_at_least(0), default=100, help="simulations of each calibrated LRT (100; 0: none)"
+    )
+    like.add_argument("--seed", type=int, default=0, help="seed of the simulations (default 0)")
+    like.add_argument("--json", action="store_true", help="print the answer as JSON")
     sbi_train.add_argument("--overwrite", action="store_true", help="delete an existing run folder first")
     sbi_train.add_argument("--threads", type=int, default=None, help="torch threads (default: all CPUs)")
     sbi_train.add_argument(

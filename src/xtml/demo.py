@@ -9,12 +9,15 @@ One recorded run folder (kind ``"demo"``) with the runs it makes inside it::
                                  on the same locked test spectra (detect/evaluation/)
       sbi/                       xtml sbi train: a neural posterior of the QPO under dead time, its
                                  calibration (coverage, SBC) on held-out simulations
+      matched/                   xtml sbi train --like: a posterior matched to the real RXTE file
       report.html, summary.json  the demo's report; detect/report.html and sbi/report.html in full
 
 The stages: simulate; the classical reference and machine learning on the same test set; simulation-based
 inference with its calibration check; the classical dead-time-aware and naive fits on the posterior's
 test observations; event files shipped with Stingray (a real RXTE observation and a simulated
-XMM-Newton-format file) through both runs, with their scope flags; diagnostics and scope (the runs' own
+XMM-Newton-format file) through both runs, with their scope flags; a run matched to the real RXTE file
+(:mod:`xtml.workflows.matched`: its observation block, detector and priors derived from the file), whose
+answer is in scope by construction and stands next to the classical fits; diagnostics and scope (the runs' own
 reports, whose model cards say whether the training data look like those files); the report, whose "What
 did not work" section lists every failed check and lost comparison.  ``quick`` shrinks every size for a
 first look.
@@ -73,6 +76,8 @@ SIZES: dict[str, dict[str, Any]] = {
         "n_cal_sbi": 1000,
         "classical": 40,
         "cnn": 1,
+        "n_train_matched": 3000,
+        "n_sim_matched": 100,
     },
     "quick": {
         "n": 700,
@@ -82,11 +87,15 @@ SIZES: dict[str, dict[str, Any]] = {
         "n_cal_sbi": 1000,
         "classical": 12,
         "cnn": 0,
+        "n_train_matched": 1000,
+        "n_sim_matched": 0,
     },
 }
 #: event files shipped with Stingray: a real RXTE/PCA observation (M82 X-1, 99 s at 34 ct/s) and Stingray's
 #: simulated XMM-Newton-format file ("Fake X-1", 1,026 s at 1,660 ct/s, with a PRIOR dead-time column)
 REAL_FILES = ("xte_gx_test.evt.gz", "xmm_test.fits")
+#: the real file a run is matched to (xtml sbi train --like): the only real observation Stingray installs
+MATCHED_FILE = "xte_gx_test.evt.gz"
 
 DEMO_TRAIN = """
 [task]
@@ -139,7 +148,7 @@ def _config(name: str) -> Path:
 
 
 def _stage(k: int, text: str) -> float:
-    print(f"[{k}/7] {text} ...", flush=True)
+    print(f"[{k}/8] {text} ...", flush=True)
     return time.perf_counter()
 
 
@@ -274,6 +283,42 @@ def _real(runs: dict[str, Path]) -> tuple[list[dict[str, Any]], list[dict[str, A
     return out, applied
 
 
+def _matched(run: Path, size: dict[str, Any]) -> dict[str, Any]:
+    """A run matched to the real RXTE file (:func:`xtml.workflows.matched.train_matched_sbi`): its answer
+    in scope by construction, next to the classical answers; or plainly why there is none."""
+    from xtml.analyze import stingray_observation
+    from xtml.workflows.matched import train_matched_sbi
+
+    try:
+        answer = train_matched_sbi(
+            [stingray_observation(MATCHED_FILE)],
+            run,
+            n_train=size["n_train_matched"],
+            n_test=200,
+            n_calibration=200,
+            n_sim=size["n_sim_matched"],
+            log=None,
+            overwrite=True,
+        )
+    except ValueError as err:
+        print(f"no answer from a run matched to {MATCHED_FILE}: {err}")
+        return {"file": MATCHED_FILE, "error": str(err)}
+    print(answer.text())
+    (row,) = answer.rows
+    return {
+        "file": MATCHED_FILE,
+        "error": row.error,
+        "in_scope": bool(row.error is None and row.in_scope),
+        "calibrated": answer.calibrated,
+        "model": answer.fit.model,
+        "chosen_by": answer.fit.chosen_by,
+        "observation": answer.match.text(),
+        "answer": row.prediction,
+        "classical": [c.text() for c in answer.classical[0]],
+        "reasons": list(row.reasons),
+    }
+
+
 def _failed_checks(out: Path) -> list[str]:
     """The failed checks of the demo's runs, one line each with its detail."""
     from xtml.runs import list_runs
@@ -339,10 +384,13 @@ def run_demo(
         t = _stage(5, "event files shipped with Stingray (real RXTE, simulated XMM) through both runs")
         real, applied = _real({"detect": out / "detect", "sbi": out / "sbi"})
         timings["real"] = time.perf_counter() - t
-        t = _stage(6, "diagnostics and scope: the report of each run (with the files it was applied to)")
+        t = _stage(6, f"a run matched to the real RXTE file {MATCHED_FILE} (xtml sbi train --like)")
+        matched = _matched(out / "matched", size)
+        timings["matched"] = time.perf_counter() - t
+        t = _stage(7, "diagnostics and scope: the report of each run (with the files it was applied to)")
         reports = {kind: build_report(out / kind, applied=applied) for kind in ("detect", "sbi")}
         timings["reports"] = time.perf_counter() - t
-        _stage(7, "writing the demo report")
+        _stage(8, "writing the demo report")
         checks = _failed_checks(out)
         lessons = checks + [  # the failed findings of the runs' reports not already told by a failed check
             f"{kind}: {text}"
@@ -358,6 +406,7 @@ def run_demo(
             "sbi": sbi,
             "classical_n": classical["n"],
             "real": real,
+            "matched": matched,
             "lessons": lessons,
             "seconds": {k: round(v, 1) for k, v in timings.items()},
         }
@@ -372,10 +421,21 @@ def run_demo(
                 "sbi_max_coverage_error_pp": sbi["max_coverage_error_pp"],
                 "sbi_calibration": sbi["status"],
                 "real_in_scope": {f"{r['file']}:{r['run']}": r["in_scope"] for r in real},
+                "matched_in_scope": matched.get("in_scope", False),
             }
         )
     _final_lines(report, detection, sbi, real, summary["seconds"]["total"])
+    print(f"4. {matched_line(matched)}")
     return summary
+
+
+def matched_line(m: dict[str, Any]) -> str:
+    """The demo's one line on the run matched to a real file."""
+    if m.get("error"):
+        return f"no answer from a run matched to {m['file']}: {m['error']}"
+    scope = "in scope" if m["in_scope"] else "OUT OF SCOPE (" + "; ".join(m["reasons"]) + ")"
+    cal = "calibrated" if m["calibrated"] else "calibration FAILED"
+    return f"run matched to the real file {m['file']} ({m['model']}; {cal}): {scope}: {m['answer']}"
 
 
 def _final_lines(
@@ -602,6 +662,17 @@ def _write_report(
         caption="Event files shipped with Stingray through both trained runs, each answer with its scope "
         "flag.",
     )
+    m = summary["matched"]
+    real_html += (
+        "<p><b>A run matched to the real file</b> (<code>xtml sbi train --like</code>): "
+        f"{esc(matched_line(m))}</p>"
+    )
+    if not m.get("error"):
+        real_html += (
+            f"<pre>{esc(m['observation'])}\nsource model: {esc(m['model'])} ({esc(m['chosen_by'])})\n"
+            + esc("\n".join(m["classical"]))
+            + "</pre>"
+        )
     lessons_html = (
         "<ul>" + "".join(f"<li>{esc(t)}</li>" for t in lessons) + "</ul>"
         if lessons

@@ -131,34 +131,18 @@ def gap_reasons(
     list of list of str
         Per light curve, one reason per gap (empty: no gap).
     """
+    from xtml.timing.gaps import find_gaps
+
     c = np.atleast_2d(np.asarray(counts))
     if not dt > 0:
         raise ValueError(f"dt must be > 0; got {dt!r}")
     out: list[list[str]] = []
     for row in c:
-        n = row.size
         if row.sum() <= 0:
             out.append(["the light curve holds no counts"])
             continue
-        empty = np.concatenate([[0], (row == 0).astype(np.int8), [0]])
-        edges = np.flatnonzero(np.diff(empty))
-        reasons: list[str] = []
-        for a, b in zip(edges[::2], edges[1::2], strict=True):
-            k = int(b - a)
-            if k * dt < min_gap:
-                continue
-            # the rate next to the run, not the mean: a source that dips towards zero (strong red noise)
-            # has empty stretches with few counts around them, a gap does not
-            w = max(k, round(window / dt))
-            side = np.concatenate([row[max(0, a - w) : a], row[b : b + w]])
-            mu = float(side.sum()) / max(1, side.size)
-            log_expected = math.log(n) - mu * k
-            if log_expected < math.log(alpha):
-                reasons.append(
-                    f"a gap of {k * dt:.3g} s without counts at t = {a * dt:.4g} s (at the "
-                    f"{mu / dt:.4g} ct/s around it, a Poisson light curve has one with probability "
-                    f"~1e{log_expected / math.log(10):.0f})"
-                )
+        gaps = find_gaps(row, dt, alpha=alpha, window=window, min_gap=min_gap)
+        reasons = [g.text(dt) for g in gaps]
         out.append(reasons)
     return out
 

@@ -405,9 +405,23 @@ def load_config(path: str | Path) -> SimulationConfig:
         raise ValueError(f"{p}: {err}") from None
 
 
+#: A binned dead time (counts drawn from their renewal moments) needs simulation steps this many dead times
+#: long: shorter bins correlate through the dead time, which only the event-level simulation follows.
+BINNED_DEAD_TIME_MIN_STEPS = 100
+
+
 def _check_detector(det: Detector, obs: ObservationSpec) -> None:
     if obs.fad and det.n_modules != 2:
         raise ValueError(f"[observation] fad = true needs [detector] n_modules = 2, got {det.n_modules}")
+    dead = det.dead_time
+    if dead is not None and dead.binned:
+        step = obs.dt / obs.alias_factor
+        if step < BINNED_DEAD_TIME_MIN_STEPS * dead.mean:
+            raise ValueError(
+                f"[detector.dead_time] binned = true needs simulation steps (dt / alias_factor = {step:g} s) "
+                f">= {BINNED_DEAD_TIME_MIN_STEPS} dead times ({BINNED_DEAD_TIME_MIN_STEPS * dead.mean:g} s); "
+                "use the event-level dead time (binned = false) for finer bins"
+            )
     if det.pileup is not None:
         fine = obs.dt / obs.alias_factor
         if not np.isclose(fine, det.pileup.frame_time, rtol=1e-9, atol=0):
@@ -427,18 +441,22 @@ def detector_from_dict(t: Mapping[str, Any]) -> Detector:
         wd = "detector.dead_time"
         if not isinstance(d, Mapping):
             raise ValueError(f"[{wd}] must be a table like {{value = 2.5e-3, kind = 'nonparalyzable'}}")
-        _check_keys(d, ("value", "kind", "sigma", "samples"), wd)
+        _check_keys(d, ("value", "kind", "sigma", "samples", "binned"), wd)
         samples = d.get("samples")
+        binned = _get_bool(d, "binned", False, wd)
         try:
             if samples is not None:
                 dead = DeadTime.empirical(samples, kind=d.get("kind", "nonparalyzable"))
                 if "value" in d and not np.isclose(float(d["value"]), dead.value, rtol=1e-6):
                     raise ValueError(f"value {d['value']} differs from the mean of samples {dead.value}")
+                if binned:
+                    dead = DeadTime(dead.value, dead.kind, samples=dead.samples, binned=True)
             else:
                 dead = DeadTime(
                     value=_get_float(d, "value", None, wd),
                     kind=d.get("kind", "nonparalyzable"),
                     sigma=_get_float(d, "sigma", 0.0, wd),
+                    binned=binned,
                 )
         except ValueError as err:
             raise ValueError(f"[{wd}] {err}") from None
@@ -491,6 +509,8 @@ def detector_to_dict(det: Detector) -> dict[str, Any]:
             dead["samples"] = list(d.samples)
         else:
             dead["sigma"] = d.sigma
+        if d.binned:
+            dead["binned"] = True
         out["dead_time"] = dead
     if det.pileup is not None:
         p = det.pileup

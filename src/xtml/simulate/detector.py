@@ -23,7 +23,7 @@ import numba
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from xtml.simulate.deadtime import DeadTime, _dead_time_pass
+from xtml.simulate.deadtime import DeadTime, _dead_time_pass, binned_dead_time_moments, draw_binned_counts
 from xtml.simulate.events import check_rates
 from xtml.simulate.lightcurves import poisson_counts
 from xtml.simulate.pileup import PileUp, pile_frames
@@ -89,7 +89,8 @@ class DetectedCounts:
     live_time : ndarray, shape (n, n_modules)
         Live time of each module, s (the exposure for an ideal or CCD detector).
     n_incident : ndarray of int64, shape (n, n_modules)
-        Photons that reached each module (source and background).
+        Photons that reached each module (source and background); for a binned dead time, their
+        expected number (rounded), as no photon is drawn.
     """
 
     counts: NDArray[np.int64]
@@ -196,6 +197,8 @@ def observe(
             live_time=np.full((n, n_mod), exposure),
             n_incident=counts.sum(axis=2),
         )
+    if detector.dead_time is not None and detector.dead_time.binned:
+        return _binned_dead_time(total_rate, dt, detector, gen, bin_factor)
     counts = np.zeros((n, n_mod, n_out), dtype=np.int64)
     live = np.empty((n, n_mod))
     incident = np.empty((n, n_mod), dtype=np.int64)
@@ -219,6 +222,28 @@ def observe(
             )
             live[start:stop] = live_block.reshape(stop - start, n_mod)
         counts[start:stop] = out.reshape(stop - start, n_mod, n_out)
+    return DetectedCounts(counts=counts, dt=dt * bin_factor, live_time=live, n_incident=incident)
+
+
+def _binned_dead_time(
+    total_rate: FloatArray, dt: float, detector: Detector, gen: np.random.Generator, bin_factor: int
+) -> DetectedCounts:
+    """Counts of a binned dead-time detector (:class:`~xtml.simulate.DeadTime` ``binned``): per output bin,
+    the mean and variance of the recorded counts summed over its rate bins, drawn per module."""
+    dead = detector.dead_time
+    assert dead is not None
+    n, n_fine = total_rate.shape
+    n_out, n_mod = n_fine // bin_factor, detector.n_modules
+    mean, var = binned_dead_time_moments(total_rate, dt, dead)
+    if bin_factor > 1:
+        mean = mean.reshape(n, n_out, bin_factor).sum(axis=2)
+        var = var.reshape(n, n_out, bin_factor).sum(axis=2)
+    counts = draw_binned_counts(
+        np.repeat(mean[:, None, :], n_mod, axis=1), np.repeat(var[:, None, :], n_mod, axis=1), gen
+    )
+    exposure = n_fine * dt
+    incident = np.rint(np.repeat(total_rate.sum(axis=1, keepdims=True) * dt, n_mod, axis=1)).astype(np.int64)
+    live = exposure - counts.sum(axis=2) * dead.mean
     return DetectedCounts(counts=counts, dt=dt * bin_factor, live_time=live, n_incident=incident)
 
 

@@ -71,7 +71,9 @@ class EventData:
     (TIMEDEL, s) when the file gives one. ``exposure`` is the total good time (sum of the GTIs, s);
     ``header_exposure`` the EXPOSURE keyword.
     ``live_fraction`` comes from the DEADC or LIVETIME keywords; ``dead_time`` (s) is the mean dead time
-    per event estimated from a PRIOR column (NuSTAR). ``n_events_read`` counts the events in the file,
+    per event estimated from a PRIOR column (NuSTAR) or read from a DEADTIME column (NICER), of the
+    detector that recorded the event. ``n_detectors`` counts the detectors with events (NICER's DET_ID,
+    RXTE PCA's PCUID), None when the file does not say. ``n_events_read`` counts the events in the file,
     ``n_events_kept`` those left after GTI and energy filtering (``len(times)``).
     """
 
@@ -93,6 +95,7 @@ class EventData:
     header_exposure: float | None = None
     live_fraction: float | None = None
     dead_time: float | None = None
+    n_detectors: int | None = None
     n_events_read: int = -1
     n_events_kept: int = -1
     energy_range: tuple[float, float] | None = None
@@ -185,6 +188,11 @@ def _gzip_truncated(path: Path) -> bool:
 # --- events ----------------------------------------------------------------------------------------------
 
 
+#: Columns that name the detector of each event: NICER's DET_ID (one of 56 focal-plane modules), RXTE PCA's
+#: PCUID (one of 5 proportional counters).
+_DETECTOR_COLUMNS = ("DET_ID", "PCUID")
+
+
 @dataclass(frozen=True)
 class _Scan:
     """What astropy tells about an event file before Stingray reads it."""
@@ -260,6 +268,9 @@ def _scan_event_file(path: Path) -> _Scan:
             extra.append(names["PI"])  # Stingray reads the ENERGY column and then skips PI
         if "PRIOR" in names:
             extra.append(names["PRIOR"])
+        for key in ("DEADTIME", *_DETECTOR_COLUMNS):  # NICER's per-event dead time; detector identifiers
+            if key in names:
+                extra.append(names[key])
         has_gti = any("GTI" in h.name.upper() for h in hdul[1:])
     if n_rows == 0:
         raise ValueError(f"{path}: the event file holds no events (its {hdu.name!r} table has 0 rows)")
@@ -433,6 +444,19 @@ def read_events(
     energy = _native(getattr(ev, "energy", None), np.float64)
     pi = _native(getattr(ev, "pi", None))
     prior = _native(getattr(ev, "prior", None), np.float64) if scan.has_prior else None
+    deadtime_col = _native(getattr(ev, "deadtime", None), np.float64)
+    detector_ids = _native(
+        getattr(ev, "detector_id", None)
+    )  # Stingray's own detector column, if it knows one
+    if detector_ids is None:
+        detector_ids = next(
+            (
+                ids
+                for key in _DETECTOR_COLUMNS
+                if (ids := _native(getattr(ev, key.lower(), None))) is not None
+            ),
+            None,
+        )
     columns = {"energy": energy, "pi": pi, "prior": prior}
 
     k = first_unsorted(times)
@@ -454,8 +478,14 @@ def read_events(
             )
         else:
             dead_time = None
+    elif deadtime_col is not None and deadtime_col.size and np.all(np.isfinite(deadtime_col)):
+        dead_time = float(np.mean(deadtime_col))  # every event read, as every event made its detector dead
+        notes.append(
+            f"DEADTIME column: mean dead time {dead_time * 1e6:.4g} us per event ({deadtime_col.size} events)"
+        )
     elif str(ev.mission).lower() == "nustar":
         notes.append("NuSTAR file without a PRIOR column: the dead time (~2.5 ms per event) is not estimated")
+    n_detectors = None if detector_ids is None else int(np.unique(detector_ids).size)
 
     # GTI filter on the sorted times, with Stingray's border rule (see the docstring).
     tick = float(ev.dt or 0.0)
@@ -531,6 +561,7 @@ def read_events(
         header_exposure=header_exposure,
         live_fraction=live_fraction,
         dead_time=dead_time,
+        n_detectors=n_detectors,
         n_events_read=n_read,
         n_events_kept=len(times),
         energy_range=e_range,
