@@ -176,3 +176,24 @@ def test_cyg_x2_is_in_scope_for_a_matched_run_with_an_answer(tmp_path):
         assert abs(summary[name]["median"] - zhang.params[name]) < 3 * (width / 2 + zhang.errors[name])
     assert summary["rate"]["lo95"] < answer.match.incident_rate[0] < summary["rate"]["hi95"]
     assert (tmp_path / "run" / "matched.json").is_file()
+
+
+def test_fit_and_analyze_select_pi_channels(capsys):
+    """`--pi LO HI` keeps the events with LO <= PI < HI (NICER's PI column): the quoted rate is that of the
+    selected events, as read_events counts them; a light curve refuses a band it cannot select."""
+    from xtml.cli import main
+
+    path = REALDATA / "sgr1830kgfilt.evt"
+    pi = read_events(path).pi
+    inside = read_events(path, pi_range=(50, 300))
+    assert inside.times.size == np.count_nonzero((pi >= 50) & (pi < 300)) < pi.size
+    args = ["fit", str(path), "--model", "broad=zero_lorentzian", "--n-sim", "0", "--segment-size", "64"]
+    assert main([*args, "--pi", "50", "300"]) == 0
+    out = capsys.readouterr().out
+    assert f"{inside.times.size / inside.exposure:.4g} ct/s over all" in out
+    assert "DEADTIME column" in out and "47 detectors" in out
+    assert main([*args, "--pi", "300", "50"]) == 2
+    assert "--pi must be two channels 0 <= LO < HI, got 300 50" in capsys.readouterr().err
+    lc = ["fit", str(REALDATA / "std1_ao9_01_01.lc"), "--model", "broad=zero_lorentzian", "--pi", "1", "9"]
+    assert main(lc) == 2
+    assert "a binned light curve has its band already" in capsys.readouterr().err

@@ -250,11 +250,12 @@ def _analyze_one(
     seed: int,
     plot_dir: Path | None,
     exclude_gaps: bool = False,
+    pi_range: tuple[float, float] | None = None,
 ) -> list[AnalysisRow]:
     from xtml.timing.gaps import gti_without_gaps
 
     try:
-        source = read_observation(path, energy_range=energy_range)
+        source = read_observation(path, energy_range=energy_range, pi_range=pi_range)
     except Exception as err:
         return [AnalysisRow(path=str(path), run=str(r.path), error=_message(path, err)) for r in runs]
     gap_notes: list[str] = []
@@ -368,12 +369,14 @@ def analyze_files(
     plot_dir: str | Path | None = None,
     client: Any = None,
     exclude_gaps: bool = False,
+    pi_range: tuple[float, float] | None = None,
 ) -> list[AnalysisRow]:
     """Analyse every file with every run (module doc); one row per (file, run), in the order given.
 
-    ``exclude_gaps``: cut data gaps inside the GTIs of event files out of them first
-    (:func:`xtml.timing.gaps.gti_without_gaps`, said in the notes) instead of letting the scope gate flag
-    them.
+    ``energy_range`` (keV) and ``pi_range`` (PI channels) select the events of event files (a light curve
+    given either is an error row). ``exclude_gaps``: cut data gaps inside the GTIs of event files out of
+    them first (:func:`xtml.timing.gaps.gti_without_gaps`, said in the notes) instead of letting the scope
+    gate flag them.
 
     ``plot_dir``: write each analysed spectrum there as ``<file>_<run>.png``.  ``client``: a Dask client
     (:func:`xtml.parallel.dask_client`) to analyse the files on, one task per file (``workers`` is then
@@ -404,6 +407,7 @@ def analyze_files(
             seed=seed,
             plot_dir=None if plot_dir is None else Path(plot_dir),
             exclude_gaps=exclude_gaps,
+            pi_range=pi_range,
         )
 
     # the first file sets the batch's mission (read once: its own rows carry the mission it has)
@@ -428,6 +432,7 @@ def analyze_files(
                 "seed": seed,
                 "plot_dir": None if plot_dir is None else Path(plot_dir),
                 "exclude_gaps": exclude_gaps,
+                "pi_range": pi_range,
             },
             desc="analyze",
             unit="file",

@@ -30,6 +30,16 @@ def _at_least(low: int) -> Callable[[str], int]:
     return parse
 
 
+def _pi_range(args: argparse.Namespace) -> tuple[int, int] | None:
+    """``--pi LO HI`` as a range, checked (``0 <= LO < HI``)."""
+    if args.pi is None:
+        return None
+    lo, hi = args.pi
+    if not 0 <= lo < hi:
+        raise ValueError(f"--pi must be two channels 0 <= LO < HI, got {lo} {hi}")
+    return (lo, hi)
+
+
 def _check_output_file(path: Path | None, flag: str) -> None:
     """An output file named by ``flag``: its folder must exist, and it must not be a folder itself."""
     if path is None:
@@ -163,6 +173,7 @@ def _cmd_search(args: argparse.Namespace) -> int:
         dt=args.dt,
         segment_size=args.segment_size,
         energy_range=None if args.energy is None else (args.energy[0], args.energy[1]),
+        pi_range=_pi_range(args),
     )
     result = periodicity_search(
         ps,
@@ -210,6 +221,7 @@ def _cmd_fit(args: argparse.Namespace) -> int:
         rebin_log=args.rebin_log,
         array=args.spectrum,
         energy_range=None if args.energy is None else (args.energy[0], args.energy[1]),
+        pi_range=_pi_range(args),
     )
     if args.spectrum == "power_fad":  # FAD has removed the dead-time distortion: flat white noise
         dead_time, n_modules, source = 0.0, 1, "none (the FAD-corrected spectrum has no dead-time distortion)"
@@ -335,6 +347,7 @@ def _sbi_train_like(args: argparse.Namespace) -> int:
         args.out,
         model=args.model,
         energy_range=None if args.energy is None else (args.energy[0], args.energy[1]),
+        pi_range=_pi_range(args),
         dt=args.dt,
         n_detectors=args.detectors,
         n_train=args.n_train,
@@ -462,10 +475,12 @@ def _cmd_analyze(args: argparse.Namespace) -> int:
             args.run,
             workers=2,  # threads, without a cluster
             energy_range=None if args.energy is None else (args.energy[0], args.energy[1]),
+            pi_range=_pi_range(args),
             n_samples=args.n_samples,
             seed=args.seed,
             allow_uncalibrated=args.allow_uncalibrated,
             plot_dir=args.plots,
+            exclude_gaps=args.exclude_gaps,
             client=client,
         )
     n_err = sum(r.error is not None for r in rows)
@@ -698,6 +713,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--energy", type=float, nargs=2, metavar=("LO", "HI"), help="event files: energy band, keV"
     )
     fit.add_argument(
+        "--pi",
+        type=int,
+        nargs=2,
+        metavar=("LO", "HI"),
+        help="event files: PI channels LO <= PI < HI (as the file numbers them)",
+    )
+    fit.add_argument(
         "--n-sim",
         type=int,
         default=100,
@@ -739,6 +761,13 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("--dt", type=float, default=1 / 64, help="bin time, s (default 1/64)")
     search.add_argument("--segment-size", type=float, default=128.0, help="segment length, s (default 128)")
     search.add_argument("--energy", type=float, nargs=2, metavar=("LO", "HI"), help="energy band, keV")
+    search.add_argument(
+        "--pi",
+        type=int,
+        nargs=2,
+        metavar=("LO", "HI"),
+        help="event files: PI channels LO <= PI < HI (as the file numbers them)",
+    )
     search.add_argument(
         "--f-range", type=float, nargs=2, metavar=("LO", "HI"), help="search range, Hz (default: all)"
     )
@@ -815,6 +844,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="source components as `xtml fit --model` takes them (default: chosen by the quick fit)",
     )
     like.add_argument("--energy", type=float, nargs=2, default=None, metavar=("LOW", "HIGH"), help="keV")
+    like.add_argument(
+        "--pi",
+        type=int,
+        nargs=2,
+        metavar=("LO", "HI"),
+        help="event files: PI channels LO <= PI < HI (as the file numbers them)",
+    )
     like.add_argument("--dt", type=float, default=None, help="bin time, s (default: from the files)")
     like.add_argument(
         "--detectors",
@@ -883,11 +919,24 @@ def build_parser() -> argparse.ArgumentParser:
         help="trained run folder or bundle (xtml export; repeat for several)",
     )
     analyze.add_argument("--energy", type=float, nargs=2, metavar=("LO", "HI"), help="energy band, keV")
+    analyze.add_argument(
+        "--pi",
+        type=int,
+        nargs=2,
+        metavar=("LO", "HI"),
+        help="event files: PI channels LO <= PI < HI (as the file numbers them)",
+    )
     analyze.add_argument("--n-samples", type=int, default=2000, help="SBI posterior draws (default 2000)")
     analyze.add_argument("--seed", type=int, default=0, help="seed of the posterior draws (default 0)")
     analyze.add_argument("--plots", type=Path, default=None, help="write each analysed spectrum here")
     analyze.add_argument(
         "--allow-uncalibrated", action="store_true", help="use an SBI run that failed calibration"
+    )
+    analyze.add_argument(
+        "--exclude-gaps",
+        action="store_true",
+        help="cut data gaps inside an event file's GTIs out of them (said in the notes) instead of letting "
+        "the scope gate flag them",
     )
     analyze.add_argument("--json", action="store_true", help="print the rows as JSON")
     from xtml.parallel import add_dask_arguments

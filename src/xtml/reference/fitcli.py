@@ -45,12 +45,14 @@ def load_spectrum(
     rebin_log: float = 0.0,
     array: str = "power",
     energy_range: tuple[float, float] | None = None,
+    pi_range: tuple[float, float] | None = None,
 ) -> tuple[PowerSpectrum, dict[str, Any]]:
     """One spectrum from an xtml dataset (``DIR.zarr``, row ``index``, ``array``), an event file or a light
     curve (FITS or ASCII, :func:`~xtml.timing.observation.read_observation`).
 
     A file goes through :func:`~xtml.timing.observation_spectrum`, the function ``xtml analyze``
-    uses: all whole segments of ``segment_size`` in its GTIs (an event file's events in ``energy_range``,
+    uses: all whole segments of ``segment_size`` in its GTIs (an event file's events in ``energy_range``
+    and ``pi_range``,
     keV). An event file's dead time, where it states one (a PRIOR column), is in the notes. Returns the
     spectrum and its notes: for a file, the rate in the analysed segments and over all the good time
     (``observation_spectrum``'s notes, with ``file_rate_cps``), so that a rate is never quoted without
@@ -73,16 +75,18 @@ def load_spectrum(
     from xtml.timing import EventData
     from xtml.timing.observation import read_observation
 
-    source = read_observation(p, energy_range=energy_range)
+    source = read_observation(p, energy_range=energy_range, pi_range=pi_range)
     if isinstance(source, EventData):
         ps, notes = observation_spectrum(source, dt=dt, segment_size=segment_size, rebin_log_f=rebin_log)
         notes["file_rate_cps"] = source.times.size / float(source.exposure)
-        if source.dead_time is not None:
-            notes["dead_time_s"] = float(source.dead_time)
-            notes["dead_time_source"] = "the file's PRIOR column (mean dead time per event)"
+        if source.dead_time is not None:  # per event of one detector; n of them summed act as one with tau/n
+            n_det = source.n_detectors or 1
+            column = "PRIOR" if str(source.mission).lower() == "nustar" else "DEADTIME"
+            notes["dead_time_s"] = float(source.dead_time) / n_det
+            notes["dead_time_source"] = f"the file's {column} column (mean dead time per event)" + (
+                f" over the {n_det} detectors with events, summed" if n_det > 1 else ""
+            )
     else:
-        if energy_range is not None:
-            raise ValueError(f"{p}: --energy applies to event files; a light curve has its band already")
         ps, notes = observation_spectrum(source, dt=dt, segment_size=segment_size, rebin_log_f=rebin_log)
     return ps, notes
 

@@ -14,7 +14,10 @@ ASCII_SUFFIXES = (".txt", ".dat", ".csv", ".qdp", ".lc.txt")
 
 
 def read_observation(
-    path: str | Path, *, energy_range: tuple[float, float] | None = None
+    path: str | Path,
+    *,
+    energy_range: tuple[float, float] | None = None,
+    pi_range: tuple[float, float] | None = None,
 ) -> EventData | BinnedLightCurve:
     """An :class:`EventData` of an event file, or a :class:`BinnedLightCurve` of a light curve.
 
@@ -26,7 +29,9 @@ def read_observation(
     ----------
     path : str or Path
     energy_range : (float, float), optional
-        Energy band, keV, of an event file (a light curve has its band already).
+        Energy band, keV, of an event file (a light curve has its band already: refused).
+    pi_range : (float, float), optional
+        PI channels of an event file, ``low <= PI < high`` (a light curve: refused).
 
     Raises
     ------
@@ -35,12 +40,27 @@ def read_observation(
     """
     p = Path(path)
     if p.name.lower().endswith(ASCII_SUFFIXES):
-        return read_lightcurve(p)
+        return _light_curve(p, energy_range, pi_range)
     try:
-        return read_events(p, energy_range=energy_range)
+        return read_events(p, energy_range=energy_range, pi_range=pi_range)
     except NotAnEventListError as err:
         try:
-            return read_lightcurve(p)
+            lc = read_lightcurve(p)
         except ValueError as lc_err:  # the light-curve reader's reason is the real one
             why = str(err).removeprefix(f"{p}: ")
             raise ValueError(f"{lc_err} (read as a light curve: {why})") from None
+        return _light_curve(p, energy_range, pi_range, lc)
+
+
+def _light_curve(
+    p: Path,
+    energy_range: tuple[float, float] | None,
+    pi_range: tuple[float, float] | None,
+    lc: BinnedLightCurve | None = None,
+) -> BinnedLightCurve:
+    if energy_range is not None or pi_range is not None:
+        which = "an energy band" if energy_range is not None else "a PI range"
+        raise ValueError(
+            f"{p}: a binned light curve has its band already; {which} selects events of an event file"
+        )
+    return read_lightcurve(p) if lc is None else lc

@@ -133,6 +133,7 @@ class ObservationMatch:
     exposure: tuple[float, ...]  # per file, s of good time
     detector: DetectorMatch
     energy_range: tuple[float, float] | None = None
+    pi_range: tuple[float, float] | None = None
     notes: tuple[str, ...] = ()
 
     @property
@@ -158,18 +159,26 @@ class ObservationMatch:
         ]
         if self.energy_range is not None:
             lines.append(f"  energy band {self.energy_range[0]:g}-{self.energy_range[1]:g} keV")
+        if self.pi_range is not None:
+            lines.append(f"  PI channels {self.pi_range[0]:g} <= PI < {self.pi_range[1]:g}")
         lines += [f"  note: {n}" for n in self.notes]
         return "\n".join(lines)
 
 
-def _sources(paths: Sequence[str | Path], energy_range: tuple[float, float] | None) -> list[Any]:
+def _sources(
+    paths: Sequence[str | Path],
+    energy_range: tuple[float, float] | None,
+    pi_range: tuple[float, float] | None,
+) -> list[Any]:
     from xtml.timing import EventData
     from xtml.timing.gaps import gti_without_gaps
     from xtml.timing.observation import read_observation
 
     if not paths:
         raise ValueError("give at least one observation file to match")
-    sources = [gti_without_gaps(read_observation(p, energy_range=energy_range))[0] for p in paths]
+    sources = [
+        gti_without_gaps(read_observation(p, energy_range=energy_range, pi_range=pi_range))[0] for p in paths
+    ]
     missions = sorted({str(s.mission).lower() for s in sources})
     if len(missions) > 1:
         raise ValueError(
@@ -289,6 +298,7 @@ def match_observation(
     paths: Sequence[str | Path],
     *,
     energy_range: tuple[float, float] | None = None,
+    pi_range: tuple[float, float] | None = None,
     dt: float | None = None,
     max_bins: int = 2**17,
     n_detectors: int | None = None,
@@ -301,6 +311,8 @@ def match_observation(
         Event files or light curves (FITS or ASCII) of one mission; each is one observation to answer.
     energy_range : (float, float), optional
         keV, for event files.
+    pi_range : (float, float), optional
+        PI channels (``low <= PI < high``), for event files.
     dt : float, optional
         Bin time, s (events: default 1/256 s; light curves: their own, or a whole multiple).
     max_bins : int
@@ -319,7 +331,7 @@ def match_observation(
 
     if isinstance(max_bins, bool) or int(max_bins) != max_bins or max_bins < 16:
         raise ValueError(f"max_bins must be an integer >= 16, got {max_bins!r}")
-    sources = _sources(paths, energy_range)
+    sources = _sources(paths, energy_range, pi_range)
     mission = str(sources[0].mission).lower()
     gtis = [np.asarray(s.gti, dtype=np.float64).reshape(-1, 2) for s in sources]
     step = _file_dt(sources, dt)
@@ -365,6 +377,7 @@ def match_observation(
         exposure=tuple(exposure),
         detector=detector,
         energy_range=energy_range,
+        pi_range=pi_range,
         notes=tuple(notes),
     )
 
@@ -376,7 +389,9 @@ def observation_spectrum_of(match: ObservationMatch, index: int = 0, rebin_log: 
     from xtml.timing.gaps import gti_without_gaps
     from xtml.timing.observation import read_observation
 
-    source, _ = gti_without_gaps(read_observation(match.paths[index], energy_range=match.energy_range))
+    source, _ = gti_without_gaps(
+        read_observation(match.paths[index], energy_range=match.energy_range, pi_range=match.pi_range)
+    )
     ps, _ = observation_spectrum(
         source,
         dt=match.dt,
@@ -675,6 +690,7 @@ def train_matched_sbi(
     *,
     model: str | None = None,
     energy_range: tuple[float, float] | None = None,
+    pi_range: tuple[float, float] | None = None,
     dt: float | None = None,
     n_detectors: int | None = None,
     n_train: int = 20_000,
@@ -696,7 +712,9 @@ def train_matched_sbi(
     from xtml.sbi.scenario import SBIConfig
 
     say = log or (lambda _: None)
-    match = match_observation(paths, energy_range=energy_range, dt=dt, n_detectors=n_detectors)
+    match = match_observation(
+        paths, energy_range=energy_range, pi_range=pi_range, dt=dt, n_detectors=n_detectors
+    )
     say(match.text())
     spectrum = observation_spectrum_of(match, 0, rebin_log=_rebin_factor(match))
     fit = quick_fit(spectrum, match.detector, model=model, n_sim=n_sim)
@@ -718,6 +736,7 @@ def train_matched_sbi(
         seed=seed,
         allow_uncalibrated=not calibrated,
         exclude_gaps=True,
+        pi_range=pi_range,
     )
     classical = []
     rebin = raw["observation"]["rebin_log"]
