@@ -102,7 +102,7 @@ def test_bad_files_get_error_rows_and_the_batch_goes_on(learn_run: Path, tmp_pat
     empty = _write_events(tmp_path / "empty.evt", np.zeros(0), np.array([[0.0, 100.0]]))
     outside = _write_events(tmp_path / "outside.evt", np.linspace(500, 600, 50), np.array([[0.0, 100.0]]))
     short = _write_events(tmp_path / "short.evt", np.linspace(0, 9, 5000), np.array([[0.0, 10.0]]))
-    other = DATA / "chandra_test.fits"  # another mission than the batch's
+    other = DATA / "chandra_test.fits"  # another mission: analysed in the same call, grouped apart
     files = [good, truncated, no_time, empty, outside, short, other, good]
     rows = analyze_files(files, [learn_run], workers=2)
     assert [Path(r.path).name for r in rows] == [f.name for f in files]  # order kept
@@ -116,12 +116,17 @@ def test_bad_files_get_error_rows_and_the_batch_goes_on(learn_run: Path, tmp_pat
         ("empty.evt", "no events"),
         ("outside.evt", "outside"),
         ("short.evt", "longer than"),
-        ("chandra_test.fits", "differs from the batch"),
     ]:
         error = by[name].error
         assert error is not None, name
         assert name in error, (name, error)
         assert expected.lower() in error.lower(), (name, error)
+    assert "differs from the batch" not in str(by["chandra_test.fits"].error)
+    table = rows_table(rows)
+    assert "-- NUSTAR (" in table, table  # grouped by mission
+    assert "-- AXAF (" in table, table  # Chandra, as its files name it
+    assert f"model of {learn_run}: " in table
+    assert all(r.model.endswith("(its headline)") for r in rows if r.error is None)
     code = main(["analyze", str(good), str(empty), "--run", str(learn_run)])
     out = capsys.readouterr().out
     assert code == 1
@@ -178,3 +183,9 @@ def test_fit_and_analyze_quote_the_same_rate_of_a_file(learn_run: Path, capsys) 
     # fit averages every whole segment (all 1226 s here: the file's rate), analyze the run's n_segments
     assert f"0.8148 ct/s in the 1226 s analysed ({1226 / o.segment_length:.0f} segments of" in first
     assert rate_note.endswith("0.8148 ct/s over all 1226 s of good time")
+
+
+def test_missing_files_are_said_before_any_run_is_loaded(tmp_path):
+    """Every file missing: one error naming them, before the run (here not even a run) is opened."""
+    with pytest.raises(ValueError, match=r"no such file: .*a\.evt, .*b\.evt"):
+        analyze_files([tmp_path / "a.evt", tmp_path / "b.evt"], [tmp_path / "not_a_run"])

@@ -11,8 +11,10 @@ run's training data, from the run's ``scope.json``), and answered by the run:
 
 Every answer carries the run's scope flag (:mod:`xtml.critique.run_scope`: the training domain, the density
 gate on the spectrum, the time-domain gap check) and the reasons when it is out of scope. A file that cannot
-be analysed (unreadable, no events, too short for the run's segments, another mission than the rest of the
-batch...) gets an error row naming the file and the problem; the other files are still analysed. Files are
+be analysed (unreadable, no events, too short for the run's segments...) gets an error row naming the file
+and the problem; the other files are still analysed (when none exists, that is said before any run is
+loaded). Files of several missions go in one call; the table groups them by mission and names the model
+that answered for each run and why that one. The runs are loaded once per call. Files are
 processed concurrently by ``workers`` threads (reading and FFTs release the GIL), or, given a Dask ``client``
 (:mod:`xtml.parallel`), one task per file on its cluster, the loaded runs sent once to each worker.
 """
@@ -47,6 +49,7 @@ class AnalysisRow:
     exposure_analysed: float = math.nan  # the segments the run analysed, s (``rate`` is theirs)
     rate: float = math.nan  # ct/s in the analysed segments, as the run's spectrum has it
     prediction: str = ""
+    model: str = ""  # the model that answered, and why that one
     probability: float | None = None
     posterior: tuple[dict[str, Any], ...] = ()
     in_scope: bool | None = None
@@ -78,6 +81,7 @@ class LoadedRun:
     gate: Any = None
     model: Any = None
     model_name: str = ""
+    model_why: str = ""
     calibrator: Any = None
     class_names: tuple[str, ...] = ()
     task: str = ""
@@ -135,11 +139,17 @@ def load_run(run_dir: str | Path, *, allow_uncalibrated: bool = False) -> Loaded
     metrics = json.loads((evaluation_dir(run) / "metrics.json").read_text())
     if "headline" in metrics:  # the evaluation's best model (xtml.learn.headline)
         out.model_name = metrics["headline"]["best_model"]
+        out.model_why = "the evaluation's best model (its headline)"
     else:  # evaluated before the headline record, or not a detection task
         rows = metrics.get("comparison", {}).get("rows", [])
         ml = [r for r in rows if r["scorer"] in metrics["models"]]
         out.model_name = (
             max(ml, key=lambda r: r["tpr_at_fpr"])["scorer"] if ml else next(iter(metrics["models"]))
+        )
+        out.model_why = (
+            "the highest TPR at the target FPR on the test set"
+            if ml
+            else "the run's first model (no comparison)"
         )
     out.model = load_model(run / "models" / out.model_name)
     extra = json.loads((run / "models" / out.model_name / "extra.json").read_text())
@@ -245,7 +255,6 @@ def _analyze_one(
     runs: Sequence[LoadedRun],
     *,
     energy_range: tuple[float, float] | None,
-    batch_mission: str | None,
     n_samples: int,
     seed: int,
     plot_dir: Path | None,
@@ -268,13 +277,6 @@ def _analyze_one(
         "target": str(getattr(source, "target", "") or ""),
         "exposure": float(getattr(source, "exposure", math.nan) or math.nan),
     }
-    known = mission.lower() not in ("", "unknown")
-    if batch_mission is not None and known and mission.lower() != batch_mission.lower():
-        error = (
-            f"{path}: mission {mission!r} differs from the batch's {batch_mission!r} (the first file): "
-            "analyse each mission in its own call"
-        )
-        return [AnalysisRow(run=str(r.path), error=error, **base) for r in runs]
     rows = []
     for run in runs:
         try:
@@ -293,6 +295,7 @@ def _analyze_one(
                 AnalysisRow(
                     features=tuple(np.asarray(features, dtype=float).ravel().tolist()),
                     run=str(run.path),
+                    model=_model_text(run),
                     rate=float(np.atleast_1d(ps.mean_rate)[0]),
                     exposure_analysed=float(ps.n_segments * ps.segment_length),
                     in_scope=ok,
@@ -306,6 +309,15 @@ def _analyze_one(
         except Exception as err:
             rows.append(AnalysisRow(run=str(run.path), error=_message(path, err), **base))
     return rows
+
+
+def _model_text(run: LoadedRun) -> str:
+    """Which model of the run answered, and why that one."""
+    if run.kind == "sbi":
+        rp = run.posterior
+        state = "calibrated" if rp.passed else ("conservative" if rp.usable else "UNCALIBRATED")
+        return f"the run's neural posterior ({state} on its held-out simulations)"
+    return f"{run.model_name}: {run.model_why}"
 
 
 def _plot(
@@ -394,57 +406,43 @@ def analyze_files(
         lo, hi = (float(v) for v in energy_range)
         if not (math.isfinite(lo) and math.isfinite(hi) and 0 <= lo < hi):
             raise ValueError(f"energy_range must be (low, high) keV with 0 <= low < high, got {energy_range}")
-    loaded = [load_run(r, allow_uncalibrated=allow_uncalibrated) for r in runs]
     files = [Path(p) for p in paths]
+    missing = [str(p) for p in files if not p.exists()]
+    if len(missing) == len(files):  # said before the runs and their libraries are loaded
+        raise ValueError(f"no such file: {', '.join(missing)}")
+    loaded = [load_run(r, allow_uncalibrated=allow_uncalibrated) for r in runs]
+    kwargs = {
+        "energy_range": energy_range,
+        "n_samples": n_samples,
+        "seed": seed,
+        "plot_dir": None if plot_dir is None else Path(plot_dir),
+        "exclude_gaps": exclude_gaps,
+        "pi_range": pi_range,
+    }
 
-    def one(path: Path, batch_mission: str | None) -> list[AnalysisRow]:
-        return _analyze_one(
-            path,
-            loaded,
-            energy_range=energy_range,
-            batch_mission=batch_mission,
-            n_samples=n_samples,
-            seed=seed,
-            plot_dir=None if plot_dir is None else Path(plot_dir),
-            exclude_gaps=exclude_gaps,
-            pi_range=pi_range,
-        )
+    def one(path: Path) -> list[AnalysisRow]:
+        return _analyze_one(path, loaded, **kwargs)  # type: ignore[arg-type]
 
-    # the first file sets the batch's mission (read once: its own rows carry the mission it has)
-    first = one(files[0], None)
-    batch_mission: str | None = first[0].mission if first else None
-    if not batch_mission or batch_mission.lower() == "unknown":
-        batch_mission = None  # an unreadable file or one without a mission does not set it
-    rest = files[1:]
-    if client is not None and rest:
+    if client is not None and len(files) > 1:
         from xtml.parallel import map_tasks
 
         (runs_future,) = client.scatter([loaded], broadcast=True)  # the models, once per worker
         results = map_tasks(
             _analyze_one,
-            rest,
+            files,
             client=client,
             args=(runs_future,),
-            kwargs={
-                "energy_range": energy_range,
-                "batch_mission": batch_mission,
-                "n_samples": n_samples,
-                "seed": seed,
-                "plot_dir": None if plot_dir is None else Path(plot_dir),
-                "exclude_gaps": exclude_gaps,
-                "pi_range": pi_range,
-            },
+            kwargs=kwargs,
             desc="analyze",
             unit="file",
             progress=False,
             retries=0,  # a file that fails gets an error row; a dead worker's files are rerun anyway
         )
-        results.insert(0, first)
-    elif workers == 1 or len(rest) <= 1:
-        results = [first] + [one(p, batch_mission) for p in rest]
+    elif workers == 1 or len(files) <= 2:
+        results = [one(p) for p in files]
     else:
         with ThreadPoolExecutor(max_workers=workers) as pool:
-            results = [first, *pool.map(lambda p: one(p, batch_mission), rest)]
+            results = list(pool.map(one, files))
     rows = [row for rows in results for row in rows]
     if plot_dir is not None:
         for run in loaded:
@@ -481,26 +479,39 @@ def _domain_plot(plot_dir: Path, run: LoadedRun, rows: Sequence[AnalysisRow]) ->
 
 
 def rows_table(rows: Sequence[AnalysisRow]) -> str:
-    """The rows as an aligned text table, out-of-scope answers and errors marked loudly.
+    """The rows as an aligned text table, grouped by mission (a heading per mission, in the order first
+    seen; files in the order given within it), out-of-scope answers and errors marked loudly, and the
+    model that answered for each run.
 
     The rate is the one of the analysed segments (the spectrum the run answered), next to the seconds
     analysed and the file's good time; the note ``rate`` of a row also gives the file's rate over all of it.
     """
     columns = f"{'analysed/good s':>15} {'ct/s':>9}  {'scope':<12} answer"
     lines = [f"{'file':<28} {'mission':<9} {'target':<14} {columns}"]
-    for r in rows:
-        name = Path(r.path).name[:28]
-        if r.error:
-            lines.append(
-                f"{name:<28} {r.mission[:9]:<9} {r.target[:14]:<14} {'':>15} {'':>9}  {'ERROR':<12} {r.error}"
-            )
-            continue
-        scope = "in scope" if r.in_scope else "OUT OF SCOPE"
-        exposure = f"{r.exposure_analysed:.0f}/{r.exposure:.0f}"
-        lines.append(
-            f"{name:<28} {r.mission[:9]:<9} {r.target[:14]:<14} {exposure:>15} {r.rate:>9.4g}  "
-            f"{scope:<12} {r.prediction}"
-        )
-        if not r.in_scope:
-            lines += [f"{'':>28}   !!! {why}" for why in r.reasons]
+    missions = list(dict.fromkeys((r.mission or "unknown").upper() for r in rows))
+    for mission in missions:
+        group = [r for r in rows if (r.mission or "unknown").upper() == mission]
+        if len(missions) > 1:
+            lines.append(f"-- {mission} ({len(group)} row(s))")
+        for r in group:
+            lines += _row_lines(r)
+    models = {r.run: r.model for r in rows if r.model}
+    lines += [f"model of {run}: {model}" for run, model in models.items()]
     return "\n".join(lines)
+
+
+def _row_lines(r: AnalysisRow) -> list[str]:
+    name = Path(r.path).name[:28]
+    if r.error:
+        return [
+            f"{name:<28} {r.mission[:9]:<9} {r.target[:14]:<14} {'':>15} {'':>9}  {'ERROR':<12} {r.error}"
+        ]
+    scope = "in scope" if r.in_scope else "OUT OF SCOPE"
+    exposure = f"{r.exposure_analysed:.0f}/{r.exposure:.0f}"
+    lines = [
+        f"{name:<28} {r.mission[:9]:<9} {r.target[:14]:<14} {exposure:>15} {r.rate:>9.4g}  "
+        f"{scope:<12} {r.prediction}"
+    ]
+    if not r.in_scope:
+        lines += [f"{'':>28}   !!! {why}" for why in r.reasons]
+    return lines

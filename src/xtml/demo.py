@@ -257,7 +257,7 @@ def _classical(run: Path, k: int) -> dict[str, Any]:
 
 
 def _real(runs: dict[str, Path]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """Each real file through each run (one call per file: one mission per batch): the demo's summary of
+    """Each real file through each run (one call per file, its table printed): the demo's summary of
     each answer, and the rows of ``xtml analyze`` (for the runs' model cards)."""
     from xtml.analyze import analyze_files, rows_table, stingray_observation
 
