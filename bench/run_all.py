@@ -11,6 +11,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 
+import bench_analyze
 import bench_cnn
 import bench_deadtime
 import bench_events
@@ -47,6 +48,8 @@ def main() -> None:
     results["qpo"] = bench_qpo.main()
     print("\n== bench_cnn ==")
     results["cnn"] = bench_cnn.main()
+    print("\n== bench_analyze ==")
+    results["analyze"] = bench_analyze.main()
     print("\n== bench_events ==")
     results["events"] = bench_events.main()
     print("\n== bench_report ==")
