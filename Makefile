@@ -20,11 +20,12 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(VENV)/bin/xtml demo --out runs/demo
 
+# two processes (the CI machine's two cores); the tests sharing a trained session run stay in one of them
 test: $(STAMP) browser
-	XTML_REQUIRE_BROWSER=1 $(PY) -m pytest -q
+	XTML_REQUIRE_BROWSER=1 $(PY) -m pytest -q -n 2 --dist loadgroup
 
 test-fast: $(STAMP)
-	$(PY) -m pytest -q -m "not slow"
+	$(PY) -m pytest -q -n 2 --dist loadgroup -m "not slow"
 
 # tests/test_report_browser.py opens the HTML report in Debian's headless Chromium; installed once, as root or
 # through sudo (the paths are the ones tests/browser.py starts)

@@ -91,3 +91,16 @@ def sbi_power_run(tmp_path_factory: pytest.TempPathFactory):
     run = root / "run"
     main(["sbi", "train", str(root / "tiny.toml"), "--out", str(run), "--threads", "1", "--no-progress"])
     return run
+
+
+# --- running on several processes (pytest-xdist, `make test`: -n 2 --dist loadgroup) ---------------------
+
+#: The session fixtures that train a run: the tests that use them share one process (one xdist group), so
+#: each run is built once, not once per worker.
+SHARED_RUNS = frozenset({"learn_run", "quick_demo", "sbi_run", "sbi_power_run"})
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if SHARED_RUNS & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.xdist_group("shared_runs"))

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import stingray
 from astropy.io import fits
+from scipy import stats
 
 from xtml.analyze import analyze_files, rows_table
 from xtml.cli import main
@@ -189,3 +190,48 @@ def test_missing_files_are_said_before_any_run_is_loaded(tmp_path):
     """Every file missing: one error naming them, before the run (here not even a run) is opened."""
     with pytest.raises(ValueError, match=r"no such file: .*a\.evt, .*b\.evt"):
         analyze_files([tmp_path / "a.evt", tmp_path / "b.evt"], [tmp_path / "not_a_run"])
+
+
+def test_score_spectra_in_memory_with_every_model(learn_run: Path, sbi_power_run: Path) -> None:
+    """A loaded run scores spectra a user holds: a PowerSpectrum or bare powers (with their rates) on the
+    run's grid give the same answers, for every model of the run; the best model's probabilities are
+    those `xtml analyze` gives; an SBI run's posterior medians follow the simulated truths; another
+    grid is refused, naming the difference."""
+    from xtml.analyze import _answer_learn, load_run, score_spectra
+    from xtml.data import open_dataset
+
+    ds = open_dataset(learn_run.parent / "data.zarr")
+    rows = np.arange(40)
+    ps = ds.spectra(rows)
+    run = load_run(learn_run)
+    scores = score_spectra(run, ps)
+    assert scores.kind == "learn"
+    assert set(scores.values) == {"logistic", "random_forest", "hist_gb"}
+    assert scores.best == run.model_name
+    assert all(v.shape == (40, 2) for v in scores.values.values())
+    np.testing.assert_allclose(
+        scores.values[run.model_name][3, 1], _answer_learn(run, ps.select([3]))["probability"]
+    )
+    bare = score_spectra(run, ps.power, mean_rate=ps.mean_rate)
+    for name, v in scores.values.items():
+        np.testing.assert_array_equal(bare.values[name], v)
+    np.testing.assert_array_equal(bare.in_scope, scores.in_scope)
+    assert scores.in_scope.mean() > 0.8  # the run's own kind of data
+    assert scores.names == ("no QPO", "QPO")
+    has_qpo = np.asarray(ds.array("labels"))[rows] == list(ds.class_names).index("qpo")
+    assert np.mean((scores.values[run.model_name][:, 1] > 0.5) == has_qpo) > 0.8
+    with pytest.raises(ValueError, match="give mean_rate"):
+        score_spectra(run, ps.power)
+    with pytest.raises(ValueError, match=r"the run's \d+ frequencies per row"):
+        score_spectra(run, ps.power[:, :-1], mean_rate=ps.mean_rate)
+
+    test = open_dataset(sbi_power_run / "test.zarr")
+    sbi = score_spectra(sbi_power_run, test.spectra(np.arange(30)), n_samples=500)
+    assert sbi.kind == "sbi"
+    assert sbi.best == "posterior"
+    assert np.all((sbi.values["lo68"] <= sbi.values["median"]) & (sbi.values["median"] <= sbi.values["hi68"]))
+    k = sbi.names.index("qpo.nu0")
+    truth = np.asarray(test.array("params"))[:30, list(test.param_names).index("qpo.nu0")]
+    assert (
+        stats.spearmanr(sbi.values["median"][:, k], truth).statistic > 0.5
+    )  # the posterior follows the truth

@@ -191,7 +191,8 @@ def test_fit_and_analyze_select_pi_channels(capsys):
     assert main([*args, "--pi", "50", "300"]) == 0
     out = capsys.readouterr().out
     assert f"{inside.times.size / inside.exposure:.4g} ct/s over all" in out
-    assert "DEADTIME column" in out and "47 detectors" in out
+    assert "DEADTIME column" in out
+    assert "47 detectors" in out
     assert main([*args, "--pi", "300", "50"]) == 2
     assert "--pi must be two channels 0 <= LO < HI, got 300 50" in capsys.readouterr().err
     lc = ["fit", str(REALDATA / "std1_ao9_01_01.lc"), "--model", "broad=zero_lorentzian", "--pi", "1", "9"]

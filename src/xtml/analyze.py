@@ -34,7 +34,17 @@ from numpy.typing import NDArray
 
 from xtml.timing.observation import read_observation
 
-__all__ = ["AnalysisRow", "LoadedRun", "analyze_files", "load_run", "rows_table", "stingray_observation"]
+__all__ = [
+    "AnalysisRow",
+    "LoadedRun",
+    "SpectraScores",
+    "analyze_files",
+    "load_run",
+    "rows_table",
+    "run_grid",
+    "score_spectra",
+    "stingray_observation",
+]
 
 
 @dataclass(frozen=True)
@@ -159,6 +169,164 @@ def load_run(run_dir: str | Path, *, allow_uncalibrated: bool = False) -> Loaded
     if "calibration" in extra:
         out.calibrator = ScoreCalibrator.from_dict(extra["calibration"])
     return out
+
+
+def run_grid(run: LoadedRun) -> Any:
+    """A one-row PowerSpectrum on the run's grid (its frequencies, ``m``, widths; powers 1): what
+    :func:`score_spectra` puts arrays on, and what a user's spectra must match."""
+    from xtml.timing import PowerSpectrum
+
+    o = run.observation
+    n_freq = (o.segment_bins - 1) // 2
+    length = o.segment_length
+    template = PowerSpectrum(
+        freq=np.arange(1, n_freq + 1) / length,
+        power=np.ones((1, n_freq)),
+        m=np.full(n_freq, o.n_segments),
+        df=np.full(n_freq, 1 / length),
+        norm=o.norm,
+        mean_rate=[1.0],
+        segment_length=length,
+        dt=o.dt,
+        n_segments=o.n_segments,
+    )
+    return o.rebin(template)
+
+
+@dataclass(frozen=True)
+class SpectraScores:
+    """What a run answers for a batch of spectra held in memory (:func:`score_spectra`), row by row.
+
+    ``values``: for a learning run, per model of the run, the (calibrated) class probabilities
+    ``(n, n_classes)`` or the predictions ``(n, n_outputs)``, columns named by ``names``; for an SBI run,
+    the posterior ``"median"``, ``"lo68"``, ``"hi68"``, ``"lo95"``, ``"hi95"`` of each parameter ``(n,
+    n_params)``. ``best`` is the model the run answers with in ``xtml analyze``. ``in_scope``, ``scope_p``
+    and ``reasons`` are the scope gate's, per row.
+    """
+
+    kind: str
+    names: tuple[str, ...]
+    values: dict[str, NDArray[np.float64]]
+    best: str
+    in_scope: NDArray[np.bool_]
+    scope_p: NDArray[np.float64]
+    reasons: tuple[tuple[str, ...], ...]
+
+
+def score_spectra(
+    run: LoadedRun | str | Path,
+    spectra: Any,
+    *,
+    mean_rate: Any = None,
+    n_samples: int = 2000,
+    seed: int = 0,
+) -> SpectraScores:
+    """Score spectra a user holds in memory with every model of a run, the scope gate applied.
+
+    Parameters
+    ----------
+    run : LoadedRun or path
+        A run (:func:`load_run`; a path is loaded, uncalibrated posteriors refused).
+    spectra : PowerSpectrum or array_like of shape (n, n_freq)
+        Averaged spectra on the run's grid (:func:`run_grid`: same frequencies and ``m``; a
+        PowerSpectrum in another normalisation is converted), or their powers in the run's normalisation.
+    mean_rate : array_like of shape (n,), optional
+        Detected mean count rates, ct/s: required with an array (it is an input of every model).
+    n_samples : int
+        Posterior draws per row (SBI runs).
+    seed : int
+        Seed of the posterior draws.
+
+    Raises
+    ------
+    ValueError
+        Spectra on another grid (naming the difference), or an array without its rates.
+    """
+    from xtml.critique.run_scope import learn_features, score_inputs
+    from xtml.timing import PowerSpectrum
+
+    loaded = run if isinstance(run, LoadedRun) else load_run(run)
+    grid = run_grid(loaded)
+    if isinstance(spectra, PowerSpectrum):
+        ps = spectra.to_norm(grid.norm)
+        if ps.n_freq != grid.n_freq or not np.allclose(ps.freq, grid.freq, rtol=1e-9):
+            raise ValueError(
+                f"the spectra have {ps.n_freq} frequencies ({ps.freq[0]:.4g}-{ps.freq[-1]:.4g} Hz); the run "
+                f"was trained on {grid.n_freq} ({grid.freq[0]:.4g}-{grid.freq[-1]:.4g} Hz): make them with "
+                "its bin time, segment length and rebinning (run_grid)"
+            )
+        if not np.array_equal(ps.m, grid.m):
+            raise ValueError(
+                f"the spectra average {int(ps.m[0])} powers in their first bin where the run's average "
+                f"{int(grid.m[0])}: make them from {loaded.observation.n_segments} segments"
+            )
+    else:
+        power = np.atleast_2d(np.asarray(spectra, dtype=np.float64))
+        if power.shape[1] != grid.n_freq:
+            raise ValueError(
+                f"spectra must have the run's {grid.n_freq} frequencies per row; got shape {power.shape}"
+            )
+        if mean_rate is None:
+            raise ValueError("give mean_rate (ct/s per row) with an array of powers: every model uses it")
+        rate = np.broadcast_to(np.asarray(mean_rate, dtype=np.float64), (power.shape[0],))
+        ps = PowerSpectrum(
+            freq=grid.freq,
+            power=power,
+            m=grid.m,
+            df=grid.df,
+            norm=grid.norm,
+            mean_rate=rate,
+            segment_length=grid.segment_length,
+            dt=grid.dt,
+            n_segments=grid.n_segments,
+        )
+    values: dict[str, NDArray[np.float64]] = {}
+    if loaded.kind == "sbi":
+        from xtml.sbi.inputs import spectrum_inputs
+
+        rp = loaded.posterior
+        x = np.vstack(
+            [spectrum_inputs({"power": ps.select([i])}, rp.inputs, what=f"row {i}") for i in range(ps.n)]
+        )
+        draws = rp.posterior.sample(x, n_samples, rng=seed)  # (n, n_samples, n_params)
+        q = np.quantile(draws, [0.5, 0.16, 0.84, 0.025, 0.975], axis=1)
+        values = dict(zip(("median", "lo68", "hi68", "lo95", "hi95"), q, strict=True))
+        names, best, features = tuple(rp.posterior.names), "posterior", x
+    else:
+        from xtml.learn.calibration import ScoreCalibrator
+        from xtml.learn.inputs import spectra_to_X
+        from xtml.learn.persist import load_model
+
+        X, _ = spectra_to_X(ps)
+        for folder in sorted(p for p in (loaded.path / "models").iterdir() if p.is_dir()):
+            model = loaded.model if folder.name == loaded.model_name else load_model(folder)
+            if loaded.task in ("detect", "state"):
+                out = model.predict_proba(X)
+                extra = json.loads((folder / "extra.json").read_text())
+                if "calibration" in extra:
+                    out = ScoreCalibrator.from_dict(extra["calibration"]).transform(out)
+            else:
+                out = np.atleast_2d(model.predict(X)).reshape(X.shape[0], -1)
+            values[folder.name] = np.asarray(out, dtype=np.float64)
+        names, best, features = loaded.class_names, loaded.model_name, learn_features(X)
+    result = score_inputs(
+        loaded.gate,
+        features,
+        mean_rate=ps.mean_rate,
+        freq=ps.freq,
+        m=ps.m,
+        segment_length=ps.segment_length,
+        norm=ps.norm,
+    )
+    return SpectraScores(
+        kind=loaded.kind,
+        names=tuple(names),
+        values=values,
+        best=best,
+        in_scope=np.asarray(result.in_scope, dtype=bool),
+        scope_p=np.asarray(result.p_value, dtype=np.float64),
+        reasons=tuple(tuple(r) for r in result.reasons),
+    )
 
 
 def stingray_observation(name: str) -> Path:
