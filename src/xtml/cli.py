@@ -162,6 +162,74 @@ def _cmd_config(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_spectrum(args: argparse.Namespace) -> int:
+    import matplotlib
+    import numpy as np
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from xtml.timing import EventData, observation_spectrum, rebin_log
+    from xtml.timing.observation import read_observation
+    from xtml.timing.products import pair_products, save_spectrum
+
+    if args.kind != "power" and len(args.files) != 2:
+        raise ValueError(
+            f"--kind {args.kind} needs the event files of two modules observing together (e.g. NuSTAR's FPMA "
+            f"and FPMB); got {len(args.files)} file(s)"
+        )
+    args.out.mkdir(parents=True, exist_ok=True)
+    band = {
+        "energy_range": None if args.energy is None else (args.energy[0], args.energy[1]),
+        "pi_range": _pi_range(args),
+    }
+    sources = [read_observation(f, **band) for f in args.files]
+    products: list[tuple[str, object, dict]] = []
+    if args.kind == "power":
+        for f, source in zip(args.files, sources, strict=True):
+            ps, notes = observation_spectrum(source, dt=args.dt, segment_size=args.segment_size)
+            products.append(
+                (f"{Path(f).name.split('.')[0]}_power", ps, {"files": [str(f)], "kind": "power", **notes})
+            )
+    else:
+        if not all(isinstance(s, EventData) for s in sources):
+            raise ValueError(
+                f"--kind {args.kind} needs event files (the two modules' events), not light curves"
+            )
+        pair, notes = pair_products(sources[0], sources[1], dt=args.dt, segment_size=args.segment_size)
+        names = ("cospectrum",) + (("fad_power", "fad_cospectrum") if args.kind == "fad" else ())
+        stem = Path(args.files[0]).name.split(".")[0]
+        for name in ("power_a", "power_b", "power_total", *names):
+            products.append(
+                (f"{stem}_{name}", pair[name], {"files": [str(f) for f in args.files], "kind": name, **notes})
+            )
+    for stem, ps, meta in products:
+        if args.rebin_log > 0:
+            ps = rebin_log(ps, args.rebin_log)
+        meta["rebin_log"] = args.rebin_log
+        paths = save_spectrum(ps, args.out / stem, meta)
+        line = f"{stem}: {ps.n_freq} frequencies {ps.freq[0]:.4g}-{ps.freq[-1]:.4g} Hz, {ps.n_segments} x "
+        line += f"{ps.segment_length:g} s, {ps.norm}; " + ", ".join(str(p) for p in paths)
+        if not args.no_plot:
+            fig, ax = plt.subplots(figsize=(6, 4))
+            err = ps.power[0] / np.sqrt(ps.m)
+            ax.errorbar(ps.freq, ps.power[0] * ps.freq, yerr=err * ps.freq, fmt=".", ms=3)
+            ax.set_xscale("log")
+            if np.all(ps.power[0] > 0):
+                ax.set_yscale("log")
+            ax.set_xlabel("frequency (Hz)")
+            ax.set_ylabel(f"{ps.norm} power x frequency")
+            ax.set_title(stem, fontsize=9)
+            png = args.out / f"{stem}.png"
+            fig.savefig(png, dpi=90, bbox_inches="tight")
+            plt.close(fig)
+            line += f", {png}"
+        print(line)
+        if "fad_delta" in meta and "fad" in stem:
+            print(f"  FAD compliance delta {meta['fad_delta']:+.3f} (Stingray warns at |delta| >= 0.05)")
+    return 0
+
+
 def _cmd_search(args: argparse.Namespace) -> int:
     import json
 
@@ -778,6 +846,26 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("--seed", type=int, default=0, help="seed of the calibration (default 0)")
     search.add_argument("--json", action="store_true", help="print the result as JSON")
     search.set_defaults(func=_cmd_search)
+
+    spectrum = sub.add_parser(
+        "spectrum",
+        help="averaged, rebinned power spectra, cospectra and FAD spectra of files, saved and plotted",
+        description="HENDRICS's habit: make the averaged power spectrum of each event file or light curve, "
+        "or with --kind cospectrum|fad the power spectra, cospectrum and FAD-corrected spectra of two "
+        "modules observing together, on the segments of their (common) GTIs; save each as .npz (xtml: "
+        "xtml.timing.products.load_spectrum_file) and .ecsv (Stingray: AveragedPowerspectrum.read(path, "
+        "fmt='ascii.ecsv')), and plot it.",
+    )
+    spectrum.add_argument("files", nargs="+", type=Path, help="event files or light curves")
+    spectrum.add_argument("--out", type=Path, required=True, help="folder for the spectra and plots")
+    spectrum.add_argument("--kind", choices=("power", "cospectrum", "fad"), default="power")
+    spectrum.add_argument("--dt", type=float, default=1 / 256, help="bin time, s (default 1/256)")
+    spectrum.add_argument("--segment-size", type=float, default=16.0, help="segment length, s (default 16)")
+    spectrum.add_argument("--rebin-log", type=float, default=0.0, help="log-rebinning factor f (default 0)")
+    spectrum.add_argument("--energy", type=float, nargs=2, metavar=("LO", "HI"), help="event files: keV")
+    spectrum.add_argument("--pi", type=int, nargs=2, metavar=("LO", "HI"), help="event files: PI channels")
+    spectrum.add_argument("--no-plot", action="store_true", help="no PNG plots")
+    spectrum.set_defaults(func=_cmd_spectrum)
 
     train = sub.add_parser(
         "train",
