@@ -198,3 +198,30 @@ def test_fit_and_analyze_select_pi_channels(capsys):
     lc = ["fit", str(REALDATA / "std1_ao9_01_01.lc"), "--model", "broad=zero_lorentzian", "--pi", "1", "9"]
     assert main(lc) == 2
     assert "a binned light curve has its band already" in capsys.readouterr().err
+
+
+def test_a_matched_detection_scenario_loads_and_spans_the_band(capsys):
+    """`xtml train --like`: the derived simulation has a no-QPO class (the fit's continuum and priors) and a
+    QPO class (the same continuum plus a Lorentzian from 8 / T_seg to half the Nyquist frequency), on the
+    matched grid and detector; CONFIG or --data next to --like is refused."""
+    from xtml.cli import main
+    from xtml.data import SimulationConfig
+    from xtml.workflows.matched import (
+        match_observation,
+        matched_detection_config,
+        observation_spectrum_of,
+        quick_fit,
+    )
+
+    match = match_observation([REALDATA / "std1_ao9_01_01.lc"])
+    fit = quick_fit(observation_spectrum_of(match), match.detector, n_sim=0)
+    config = SimulationConfig.from_dict(matched_detection_config(match, fit))
+    assert config.class_names == ("noise", "qpo")
+    noise, qpo = config.classes
+    assert set(qpo.model.param_names) == set(noise.model.param_names) | {"qpo.nu0", "qpo.q", "qpo.rms"}
+    nu0 = qpo.prior.priors["qpo.nu0"]
+    assert nu0.low == pytest.approx(8 / match.segment_length) and nu0.high == pytest.approx(0.25 / match.dt)
+    assert config.observation.dt == match.dt and config.observation.n_segments == match.n_segments
+    assert config.detector.dead_time.binned
+    assert main(["train", "x.toml", "--like", "a.lc", "--out", "o"]) == 2
+    assert "not both" in capsys.readouterr().err

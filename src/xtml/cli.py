@@ -101,6 +101,30 @@ def _cmd_train(args: argparse.Namespace) -> int:
     from xtml.learn.config import load_train_config
     from xtml.learn.train import load_train_record, train_run, train_tables_text
 
+    if args.like is not None:
+        if args.config is not None or args.data is not None:
+            raise ValueError(
+                "give CONFIG and --data, or the observation files to match (--like FILE...), not both"
+            )
+        from xtml.workflows.matched import train_matched_detection
+
+        answer = train_matched_detection(
+            args.like,
+            args.out,
+            n=args.n,
+            energy_range=None if args.energy is None else (args.energy[0], args.energy[1]),
+            pi_range=_pi_range(args),
+            dt=args.dt,
+            n_detectors=args.detectors,
+            n_sim=args.n_sim,
+            seed=args.seed,
+            overwrite=args.overwrite,
+            log=None if args.no_progress else print,
+        )
+        print(answer.text(derivation=args.no_progress))
+        return 0 if all(r.error is None and r.in_scope for r in answer.rows) else 1
+    if args.config is None or args.data is None:
+        raise ValueError("give a training configuration (CONFIG) and --data, or --like FILE...")
     config = load_train_config(args.config)
     run = train_run(
         config,
@@ -875,9 +899,25 @@ def build_parser() -> argparse.ArgumentParser:
         "run folder with safe model files and record.json. The test set is only opened by `xtml evaluate`. "
         "On a finished run with the same configuration and data it reports 'already complete' and exits 0.",
     )
-    train.add_argument("config", type=Path, help="training configuration (see configs/train_*.toml)")
-    train.add_argument("--data", type=Path, required=True, help="simulated dataset (DIR.zarr)")
+    train.add_argument(
+        "config", type=Path, nargs="?", help="training configuration (see configs/train_*.toml)"
+    )
+    train.add_argument("--data", type=Path, default=None, help="simulated dataset (DIR.zarr)")
     train.add_argument("--out", type=Path, required=True, help="run folder to create")
+    tlike = train.add_argument_group(
+        "a detection run matched to observations (instead of CONFIG and --data)",
+        "Derive the scenario from the files as `xtml sbi train --like` does (no QPO / QPO anywhere in the "
+        "band, on the continuum of the quick fit), simulate into OUT/data, train and evaluate against the "
+        "likelihood-ratio test into OUT/detect, and answer for every file next to its calibrated LRT.",
+    )
+    tlike.add_argument("--like", type=Path, nargs="+", default=None, metavar="FILE", help="observation files")
+    tlike.add_argument("--n", type=_at_least(100), default=4000, help="simulated observations (default 4000)")
+    tlike.add_argument("--energy", type=float, nargs=2, default=None, metavar=("LOW", "HIGH"), help="keV")
+    tlike.add_argument("--pi", type=int, nargs=2, metavar=("LO", "HI"), help="event files: PI channels")
+    tlike.add_argument("--dt", type=float, default=None, help="bin time, s (default: from the files)")
+    tlike.add_argument("--detectors", type=_at_least(1), default=None, help="detectors summed in the files")
+    tlike.add_argument("--n-sim", type=_at_least(0), default=100, help="simulations of each calibrated LRT")
+    tlike.add_argument("--seed", type=int, default=0, help="seed of the simulations (default 0)")
     train.add_argument("--overwrite", action="store_true", help="replace an existing run in --out")
     train.add_argument(
         "--no-progress", action="store_true", help="no progress lines (bars only ever on a terminal)"

@@ -37,7 +37,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -528,6 +528,30 @@ def _components(model: str) -> dict[str, str]:
     return dict((s.strip() for s in part.split("=", 1)) for part in model.split(","))  # type: ignore[misc]
 
 
+def _simulation_tables(match: ObservationMatch) -> dict[str, Any]:
+    """The ``[observation]``, ``[rate]`` and ``[detector]`` tables of a run matched to ``match``."""
+    d = match.detector
+    detector: dict[str, Any] = {"n_modules": 1, "background_rate": 0.0}
+    if d.dead_time > 0:
+        detector["dead_time"] = {"value": d.dead_time, "kind": "nonparalyzable", "binned": d.binned}
+    rates = np.asarray(match.incident_rate)
+    return {
+        "observation": {
+            "dt": match.dt,
+            "segment_bins": match.segment_bins,
+            "n_segments": match.n_segments,
+            "norm": "leahy",
+            "rebin_log": _rebin_factor(match),
+            "red_noise_factor": 2,
+            "alias_factor": 4
+            if match.kind == "light curve"
+            else 1,  # a light curve's bins integrate above Nyquist
+        },
+        "rate": {"dist": "loguniform", "low": 0.8 * float(rates.min()), "high": 1.25 * float(rates.max())},
+        "detector": detector,
+    }
+
+
 def matched_sbi_config(
     match: ObservationMatch,
     fit: QuickFit,
@@ -540,25 +564,9 @@ def matched_sbi_config(
     """The SBI scenario (a TOML-ready dict, :func:`xtml.sbi.scenario.SBIConfig.from_dict`) of a matched
     run: the matched observation and detector, the fit's model and priors, the rate prior around the
     files' incident rates, and the NPE and validation of ``configs/sbi_nustar.toml``."""
-    d = match.detector
-    detector: dict[str, Any] = {"n_modules": 1, "background_rate": 0.0}
-    if d.dead_time > 0:
-        detector["dead_time"] = {"value": d.dead_time, "kind": "nonparalyzable", "binned": d.binned}
-    rates = np.asarray(match.incident_rate)
-    light_curve = match.kind == "light curve"
     return {
-        "observation": {
-            "dt": match.dt,
-            "segment_bins": match.segment_bins,
-            "n_segments": match.n_segments,
-            "norm": "leahy",
-            "rebin_log": _rebin_factor(match),
-            "red_noise_factor": 2,
-            "alias_factor": 4 if light_curve else 1,  # a light curve's bins integrate power above Nyquist
-        },
-        "rate": {"dist": "loguniform", "low": 0.8 * float(rates.min()), "high": 1.25 * float(rates.max())},
+        **_simulation_tables(match),
         "classes": {"matched": {"components": _components(fit.model), "priors": fit.priors}},
-        "detector": detector,
         "dataset": {"seed": seed, "chunk_size": 500},
         "sbi": {
             "n_train": n_train,
@@ -750,4 +758,148 @@ def train_matched_sbi(
         calibrated=calibrated,
         rows=tuple(rows),
         classical=tuple(classical),
+    )
+
+
+#: The training of a matched detection run: the demo's protocol without the CNN (xtml.demo.DEMO_TRAIN), the
+#: likelihood-ratio test on every test spectrum with the matched continuum as its null.
+MATCHED_TRAIN = {
+    "task": {"kind": "detect"},
+    "split": {"fractions": [0.5, 0.1, 0.4], "seed": 1},
+    "cv": {"n_splits": 3},
+    "models": {
+        "logistic": {"search": {"C": [0.1, 1.0, 10.0]}},
+        "random_forest": {"params": {"n_estimators": 200}},
+    },
+    "evaluation": {"n_boot": 500, "fpr": 0.01},
+}
+
+
+def _continuum(fit: QuickFit) -> tuple[dict[str, str], dict[str, dict[str, Any]]]:
+    """The fit's components and priors without a QPO: what a no-QPO observation of this source looks like."""
+    components = {k: v for k, v in _components(fit.model).items() if k != "qpo"}
+    priors = {n: p for n, p in fit.priors.items() if n.split(".", 1)[0] in components}
+    return components, priors
+
+
+def matched_detection_config(
+    match: ObservationMatch, fit: QuickFit, *, seed: int = 0, qpo_weight: float = 0.5
+) -> dict[str, Any]:
+    """The simulation (a TOML-ready dict, :meth:`xtml.data.SimulationConfig.from_dict`) of a matched
+    detection run: the matched observation and detector; a ``noise`` class (the fit's continuum and its
+    priors) and a ``qpo`` class (the same continuum plus a Lorentzian QPO anywhere between 8 / T_seg and
+    half the Nyquist frequency, Q 2-20, 2-25 % rms), ``qpo_weight`` of the observations with a QPO."""
+    components, priors = _continuum(fit)
+    f_lo, f_hi = 8.0 / match.segment_length, 0.25 / match.dt
+    qpo = {
+        "qpo.nu0": {"dist": "loguniform", "low": f_lo, "high": f_hi},
+        "qpo.q": {"dist": "loguniform", "low": 2.0, "high": 20.0},
+        "qpo.rms": {"dist": "uniform", "low": 0.02, "high": 0.25},
+    }
+    return {
+        **_simulation_tables(match),
+        "classes": {
+            "noise": {"weight": 1 - qpo_weight, "components": components, "priors": priors},
+            "qpo": {
+                "weight": qpo_weight,
+                "components": {**components, "qpo": "lorentzian"},
+                "priors": {**priors, **qpo},
+            },
+        },
+        "dataset": {"seed": seed, "chunk_size": 250},
+    }
+
+
+@dataclass(frozen=True)
+class MatchedDetection:
+    """What ``xtml train --like`` found: the derivation, the run, the headline, and per file the answer."""
+
+    match: ObservationMatch
+    fit: QuickFit
+    run: str
+    headline: str
+    rows: tuple[Any, ...]
+    classical: tuple[tuple[ClassicalAnswer, ...], ...]
+
+    def text(self, derivation: bool = True) -> str:
+        lines = [self.match.text(), self.fit.text()] if derivation else []
+        lines.append(f"run {self.run}: {self.headline}")
+        for row, classical in zip(self.rows, self.classical, strict=True):
+            lines.append(f"{row.path}:")
+            if row.error is not None:
+                lines.append(f"  error: {row.error}")
+                continue
+            scope = "in scope" if row.in_scope else "OUT OF SCOPE: " + "; ".join(row.reasons)
+            lines.append(f"  {row.model}: {row.prediction} ({scope}, scope p = {row.scope_p:.2g})")
+            lines += [f"  {c.text()}" for c in classical]
+        return "\n".join(lines)
+
+
+def train_matched_detection(
+    paths: Sequence[str | Path],
+    out: str | Path,
+    *,
+    n: int = 4000,
+    energy_range: tuple[float, float] | None = None,
+    pi_range: tuple[float, float] | None = None,
+    dt: float | None = None,
+    n_detectors: int | None = None,
+    n_sim: int = 100,
+    seed: int = 0,
+    overwrite: bool = False,
+    log: Callable[[str], None] | None = print,
+) -> MatchedDetection:
+    """Derive a QPO-detection scenario from the files, simulate ``n`` observations into ``OUT/data``,
+    train and evaluate the classifiers against the likelihood-ratio test into ``OUT/detect``, and answer
+    for every file next to its calibrated LRT (module docstring; the continuum and priors: :func:`quick_fit`).
+    """
+    from xtml.analyze import analyze_files
+    from xtml.data import SimulationConfig
+    from xtml.data.simrun import simulate_run
+    from xtml.learn import TrainConfig
+    from xtml.learn.evaluate import evaluate_run
+    from xtml.learn.headline import fmt_interval
+    from xtml.learn.train import json_ready, train_run
+
+    say = log or (lambda _: None)
+    out = Path(out)
+    match = match_observation(
+        paths, energy_range=energy_range, pi_range=pi_range, dt=dt, n_detectors=n_detectors
+    )
+    say(match.text())
+    rebin = _rebin_factor(match)
+    fit = quick_fit(observation_spectrum_of(match, 0, rebin_log=rebin), match.detector, n_sim=n_sim)
+    say(fit.text())
+    config = SimulationConfig.from_dict(matched_detection_config(match, fit, seed=seed))
+    data = simulate_run(config, n, out / "data", seed=seed, overwrite=overwrite, progress=log is not None)
+    components, _ = _continuum(fit)
+    train = dict(MATCHED_TRAIN)
+    train["reference"] = {
+        "test": "lrt",
+        "null": components,
+        "alt": {**components, "qpo": "lorentzian"},
+        "max_spectra": n,  # every test spectrum
+    }
+    run = train_run(TrainConfig.from_dict(train), data, out / "detect", overwrite=overwrite, log=log)
+    h = json_ready(evaluate_run(run, plots=False))["headline"]
+    best = h["scorers"][h["best_model"]]
+    headline = (
+        f"{h['best_model']} {h['label']} "
+        f"{fmt_interval(best['tpr_at_fpr'], best['tpr_at_fpr_low'], best['tpr_at_fpr_high'])}; {h['verdict']}"
+    )
+    rows = analyze_files(
+        list(match.paths), [run], energy_range=energy_range, pi_range=pi_range, exclude_gaps=True
+    )
+    classical = []
+    for k in range(len(match.paths)):
+        ps = observation_spectrum_of(match, k, rebin_log=rebin)
+        answers = classical_answers(
+            ps,
+            replace(fit, model=",".join(f"{a}={b}" for a, b in components.items())),
+            match.detector,
+            n_sim=n_sim,
+        )
+        classical.append(tuple(a for a in answers if a.method == "likelihood-ratio test"))
+    return MatchedDetection(
+        match=match, fit=fit, run=str(run), headline=headline, rows=tuple(rows), classical=tuple(classical)
     )
