@@ -79,9 +79,8 @@ def main() -> None:
     (OUT / "realdata.json").write_text(json.dumps(results, indent=1))
     print("\n| file | model chosen | QPO claimed | seconds |\n|---|---|---|---|")
     for r in results:
-        print(
-            f"| {r['file']} | {r.get('model', r.get('error'))} | {r.get('qpo_claimed')} | {r['seconds']:.0f} |"
-        )
+        model = r.get("model", r.get("error"))
+        print(f"| {r['file']} | {model} | {r.get('qpo_claimed')} | {r['seconds']:.0f} |")
 
 
 if __name__ == "__main__":
