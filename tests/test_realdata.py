@@ -220,8 +220,10 @@ def test_a_matched_detection_scenario_loads_and_spans_the_band(capsys):
     noise, qpo = config.classes
     assert set(qpo.model.param_names) == set(noise.model.param_names) | {"qpo.nu0", "qpo.q", "qpo.rms"}
     nu0 = qpo.prior.priors["qpo.nu0"]
-    assert nu0.low == pytest.approx(8 / match.segment_length) and nu0.high == pytest.approx(0.25 / match.dt)
-    assert config.observation.dt == match.dt and config.observation.n_segments == match.n_segments
+    assert nu0.low == pytest.approx(8 / match.segment_length)
+    assert nu0.high == pytest.approx(0.25 / match.dt)
+    assert config.observation.dt == match.dt
+    assert config.observation.n_segments == match.n_segments
     assert config.detector.dead_time.binned
     assert main(["train", "x.toml", "--like", "a.lc", "--out", "o"]) == 2
     assert "not both" in capsys.readouterr().err

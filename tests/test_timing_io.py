@@ -514,3 +514,19 @@ def test_gzip_light_curve_and_types(tmp_path):
     assert lc.counts.size == 1025
     with pytest.raises(ValueError, match="source must be an EventData or a BinnedLightCurve"):
         observation_spectrum(lc.counts, dt=1.0, segment_size=64.0)
+
+
+def test_dead_time_detectors_count_independent_dead_times():
+    """NICER's modules and RXTE's PCUs each have their own dead time (a summed file acts as one detector
+    with tau / n); NuSTAR's four chips share their module's: one per file whatever DET_ID says."""
+    from xtml.timing.io import dead_time_detectors
+
+    def events(mission, n):
+        return EventData(
+            path="x", times=np.zeros(1), gti=np.array([[0.0, 1.0]]), t_ref=0.0, mission=mission, n_detectors=n
+        )
+
+    assert dead_time_detectors(events("nicer", 47)) == 47
+    assert dead_time_detectors(events("xte", 3)) == 3
+    assert dead_time_detectors(events("nustar", 4)) == 1
+    assert dead_time_detectors(events("xmm", None)) == 1

@@ -73,6 +73,7 @@ def load_spectrum(
     if array != "power":
         raise ValueError(f"event files give the total power only; --spectrum {array} needs an xtml dataset")
     from xtml.timing import EventData
+    from xtml.timing.io import dead_time_detectors
     from xtml.timing.observation import read_observation
 
     source = read_observation(p, energy_range=energy_range, pi_range=pi_range)
@@ -80,7 +81,7 @@ def load_spectrum(
         ps, notes = observation_spectrum(source, dt=dt, segment_size=segment_size, rebin_log_f=rebin_log)
         notes["file_rate_cps"] = source.times.size / float(source.exposure)
         if source.dead_time is not None:  # per event of one detector; n of them summed act as one with tau/n
-            n_det = source.n_detectors or 1
+            n_det = dead_time_detectors(source)
             column = "PRIOR" if str(source.mission).lower() == "nustar" else "DEADTIME"
             notes["dead_time_s"] = float(source.dead_time) / n_det
             notes["dead_time_source"] = f"the file's {column} column (mean dead time per event)" + (

@@ -57,6 +57,15 @@ _GTI_BORDER_EPSILON = 1e-3
 _WARNINGS_LOCK = threading.RLock()
 
 
+def dead_time_detectors(events: EventData) -> int:
+    """How many detectors with their own dead time a file sums: NICER's focal-plane modules and RXTE's
+    PCUs each have one (``n_detectors``); NuSTAR's four detector chips (DET_ID) share their module's
+    (one per file). 1 when the file does not say."""
+    if str(events.mission).lower() == "nustar":
+        return 1
+    return events.n_detectors or 1
+
+
 class NotAnEventListError(ValueError):
     """The file holds no event list (no EVENTS table with a TIME column, or a binned light curve)."""
 

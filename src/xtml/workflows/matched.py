@@ -19,6 +19,8 @@ from the files themselves and trains on it, so that the observation is in scope 
    light curve, or where an event-level simulation would draw more than ``EVENT_LEVEL_LIMIT`` photons per
    observation, the counts are drawn from their renewal moments (``binned`` dead time,
    :func:`xtml.simulate.deadtime.binned_dead_time_moments`).
+   Each segment is simulated as its own light curve, twice its length (``independent_segments``): the
+   source model is fitted on the segments' band and is not extrapolated far below it.
 3. **The rate prior**: log-uniform from 0.8 to 1.25 times the incident rate per module (the detected
    rate corrected for the dead time) of the files.
 4. **The source model and its priors** (:func:`quick_fit`): the user's model, or the better (AIC) of a
@@ -248,6 +250,7 @@ def _detector(
 ) -> tuple[DetectorMatch, list[str]]:
     from xtml.data.config import BINNED_DEAD_TIME_MIN_STEPS
     from xtml.timing import EventData
+    from xtml.timing.io import dead_time_detectors
 
     notes = []
     measured = [s.dead_time for s in sources if isinstance(s, EventData) and s.dead_time is not None]
@@ -260,11 +263,16 @@ def _detector(
         tau, source = published, reference
     else:
         tau, source = 0.0, f"no published dead time known to xtml for mission {mission!r}: none modelled"
-    counted = [s.n_detectors for s in sources if isinstance(s, EventData) and s.n_detectors]
+    counted = [dead_time_detectors(s) for s in sources if isinstance(s, EventData) and s.n_detectors]
     if n_detectors is not None:
         n_det, how = int(n_detectors), f"{int(n_detectors)} detectors (given)"
     elif counted:
-        n_det, how = max(counted), f"{max(counted)} detectors with events in the files"
+        n_det = max(counted)
+        how = (
+            f"{n_det} detectors with their own dead time and events in the files"
+            if n_det > 1
+            else "one detector (module) per file"
+        )
     elif mission in DEFAULT_DETECTORS and tau > 0:
         n_det, why = DEFAULT_DETECTORS[mission]
         how = f"{n_det} detectors: {why}"
@@ -543,9 +551,12 @@ def _simulation_tables(match: ObservationMatch) -> dict[str, Any]:
             "norm": "leahy",
             "rebin_log": _rebin_factor(match),
             "red_noise_factor": 2,
-            "alias_factor": 4
-            if match.kind == "light curve"
-            else 1,  # a light curve's bins integrate above Nyquist
+            # a light curve's bins integrate the power above the Nyquist frequency
+            "alias_factor": 4 if match.kind == "light curve" else 1,
+            # each segment its own light curve (twice its length): the fitted power law is not extrapolated
+            # far below the band that constrains it (a steep one would take the rate of a 10,000 s light
+            # curve to zero)
+            "independent_segments": True,
         },
         "rate": {"dist": "loguniform", "low": 0.8 * float(rates.min()), "high": 1.25 * float(rates.max())},
         "detector": detector,
