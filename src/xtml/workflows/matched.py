@@ -288,16 +288,12 @@ def _detector(
                 f"a detected rate of {rate:.4g} ct/s with {effective:.3g} s of dead time per event gives "
                 "rate x dead time >= 1, which no incident rate produces: check the dead time and n_detectors"
             )
-    binned = effective > 0 and (not isinstance(sources[0], EventData) or photons > EVENT_LEVEL_LIMIT)
-    if binned and dt < BINNED_DEAD_TIME_MIN_STEPS * effective:
-        if not isinstance(sources[0], EventData):
-            raise ValueError(
-                f"bins of {dt:g} s are too short for the binned dead time of {effective:.3g} s (need "
-                f">= {BINNED_DEAD_TIME_MIN_STEPS} dead times); give a coarser dt"
-            )
-        binned = False
+    wanted = effective > 0 and (not isinstance(sources[0], EventData) or photons > EVENT_LEVEL_LIMIT)
+    binned = wanted and dt >= BINNED_DEAD_TIME_MIN_STEPS * effective
+    if wanted and not binned and photons > EVENT_LEVEL_LIMIT:  # bins too short for the renewal limit
         notes.append(
-            f"event-level dead time with ~{photons:.3g} photons per simulated observation: slow to simulate"
+            f"event-level dead time with ~{photons:.3g} photons per simulated observation (bins of {dt:g} s "
+            f"are shorter than {BINNED_DEAD_TIME_MIN_STEPS} dead times): slow to simulate"
         )
     return DetectorMatch(dead_time=effective, n_detectors=n_det, binned=binned, source=source), notes
 
