@@ -222,6 +222,9 @@ def test_a_matched_detection_scenario_loads_and_spans_the_band(capsys):
     nu0 = qpo.prior.priors["qpo.nu0"]
     assert nu0.low == pytest.approx(8 / match.segment_length)
     assert nu0.high == pytest.approx(0.25 / match.dt)
+    rms = qpo.prior.priors["qpo.rms"]  # relative to the continuum (Cyg X-2's red noise: ~2.5 % rms)
+    assert rms.low == pytest.approx(0.1 * fit.params["red.rms"])
+    assert rms.high == pytest.approx(3 * fit.params["red.rms"])
     assert config.observation.dt == match.dt
     assert config.observation.n_segments == match.n_segments
     assert config.detector.dead_time.binned

@@ -795,13 +795,16 @@ def matched_detection_config(
     """The simulation (a TOML-ready dict, :meth:`xtml.data.SimulationConfig.from_dict`) of a matched
     detection run: the matched observation and detector; a ``noise`` class (the fit's continuum and its
     priors) and a ``qpo`` class (the same continuum plus a Lorentzian QPO anywhere between 8 / T_seg and
-    half the Nyquist frequency, Q 2-20, 2-25 % rms), ``qpo_weight`` of the observations with a QPO."""
+    half the Nyquist frequency, Q 2-20, its rms log-uniform from a tenth to three times the continuum's
+    fitted rms, within 0.2-30 %), ``qpo_weight`` of the observations with a QPO."""
     components, priors = _continuum(fit)
     f_lo, f_hi = 8.0 / match.segment_length, 0.25 / match.dt
+    # QPO strengths relative to the source's own variability: a tenth to three times its continuum rms
+    c = math.sqrt(sum(v**2 for n, v in fit.params.items() if n.endswith(".rms") and not n.startswith("qpo.")))
     qpo = {
         "qpo.nu0": {"dist": "loguniform", "low": f_lo, "high": f_hi},
         "qpo.q": {"dist": "loguniform", "low": 2.0, "high": 20.0},
-        "qpo.rms": {"dist": "uniform", "low": 0.02, "high": 0.25},
+        "qpo.rms": {"dist": "loguniform", "low": max(2e-3, 0.1 * c), "high": min(0.3, max(0.05, 3 * c))},
     }
     return {
         **_simulation_tables(match),
