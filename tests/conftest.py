@@ -100,7 +100,8 @@ def sbi_power_run(tmp_path_factory: pytest.TempPathFactory):
 SHARED_RUNS = frozenset({"learn_run", "quick_demo", "sbi_run", "sbi_power_run"})
 
 
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    for item in items:
-        if SHARED_RUNS & set(getattr(item, "fixturenames", ())):
-            item.add_marker(pytest.mark.xdist_group("shared_runs"))
+def pytest_itemcollected(item: pytest.Item) -> None:
+    """Mark the tests of a shared run with one xdist group (set as each item is collected, before xdist
+    turns groups into scheduling scopes)."""
+    if SHARED_RUNS & set(getattr(item, "fixturenames", ())):
+        item.add_marker(pytest.mark.xdist_group("shared_runs"))

@@ -188,7 +188,7 @@ def test_fit_and_analyze_quote_the_same_rate_of_a_file(learn_run: Path, capsys) 
 
 def test_missing_files_are_said_before_any_run_is_loaded(tmp_path):
     """Every file missing: one error naming them, before the run (here not even a run) is opened."""
-    with pytest.raises(ValueError, match=r"no such file: .*a\.evt, .*b\.evt"):
+    with pytest.raises(ValueError, match=r"these files do not exist: .*a\.evt, .*b\.evt"):
         analyze_files([tmp_path / "a.evt", tmp_path / "b.evt"], [tmp_path / "not_a_run"])
 
 

@@ -160,7 +160,7 @@ def test_fit_light_curves_truth_and_refusals(tmp_path, capsys):
     assert "red.index" in out
     assert "dead time 0 s x 1 module(s), from none" in out
     assert main([*base, "--energy", "3", "10"]) == 2
-    assert "--energy applies to event files" in capsys.readouterr().err
+    assert "a binned light curve has its band already" in capsys.readouterr().err
     assert main([*base, "--truth"]) == 2
     assert "--truth prints the true parameters of a simulated row" in capsys.readouterr().err
     assert main([*base, "--dead-time", "0.01"]) == 2  # ~19,000 ct/s x 0.01 s

@@ -213,14 +213,15 @@ def test_analyze_gives_the_same_rows_on_a_cluster(learn_run, client2, tmp_path) 
     from xtml.analyze import analyze_files
 
     files = [_qpo_event_file(tmp_path / "q.evt", rate=700.0, seed=1)]  # analysed here: sets the mission
-    files += [DATA / "chandra_test.fits", tmp_path / "missing.evt", files[0]]  # another mission; no file
+    files += [DATA / "chandra_test.fits", tmp_path / "missing.evt", files[0]]  # another mission; none
     here = analyze_files(files, [learn_run], workers=1)
     there = analyze_files(files, [learn_run], client=client2)
     assert [r.to_dict() for r in there] == [r.to_dict() for r in here]
     assert [Path(r.path).name for r in there] == [f.name for f in files]
     assert there[0].error is None
     assert there[0].probability > 0.9
-    assert "differs from the batch" in there[1].error
+    assert there[1].error is None  # another mission, analysed in the same call (out of scope)
+    assert not there[1].in_scope
     assert "missing.evt" in there[2].error
     assert there[3].error is None  # the first file again, now on a worker
     assert there[3].probability == there[0].probability

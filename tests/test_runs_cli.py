@@ -309,6 +309,7 @@ def test_tampered_bundles_are_refused_and_run_no_code(small_detect, tmp_path, ca
         ),
     }
     good = tmp_path / "good.evt"
+    good.write_bytes(b"")  # a file to analyse exists: the run is what is refused
     for what, (path, message) in cases.items():
         with pytest.raises(UnsafeBundleError, match=message):
             check_bundle(path)

@@ -577,7 +577,11 @@ def analyze_files(
     files = [Path(p) for p in paths]
     missing = [str(p) for p in files if not p.exists()]
     if len(missing) == len(files):  # said before the runs and their libraries are loaded
-        raise ValueError(f"no such file: {', '.join(missing)}")
+        raise ValueError(
+            f"{', '.join(missing)}: does not exist"
+            if len(missing) == 1
+            else f"these files do not exist: {', '.join(missing)}"
+        )
     loaded = [load_run(r, allow_uncalibrated=allow_uncalibrated) for r in runs]
     kwargs = {
         "energy_range": energy_range,
