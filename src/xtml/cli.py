@@ -109,17 +109,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         from xtml.workflows.matched import train_matched_detection
 
         answer = train_matched_detection(
-            args.like,
-            args.out,
-            n=args.n,
-            energy_range=None if args.energy is None else (args.energy[0], args.energy[1]),
-            pi_range=_pi_range(args),
-            dt=args.dt,
-            n_detectors=args.detectors,
-            n_sim=args.n_sim,
-            seed=args.seed,
-            overwrite=args.overwrite,
-            log=None if args.no_progress else print,
+            args.like, args.out, n=args.n, log=None if args.no_progress else print, **_like_options(args)
         )
         print(answer.text(derivation=args.no_progress))
         return 0 if all(r.error is None and r.in_scope for r in answer.rows) else 1
@@ -429,6 +419,19 @@ def _cmd_sbi_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _like_options(args: argparse.Namespace) -> dict:
+    """The options `xtml train --like` and `xtml sbi train --like` share, as keyword arguments."""
+    return {
+        "energy_range": None if args.energy is None else (args.energy[0], args.energy[1]),
+        "pi_range": _pi_range(args),
+        "dt": args.dt,
+        "n_detectors": args.detectors,
+        "n_sim": args.n_sim,
+        "seed": args.seed,
+        "overwrite": args.overwrite,
+    }
+
+
 def _sbi_train_like(args: argparse.Namespace) -> int:
     import json
 
@@ -438,16 +441,10 @@ def _sbi_train_like(args: argparse.Namespace) -> int:
         args.like,
         args.out,
         model=args.model,
-        energy_range=None if args.energy is None else (args.energy[0], args.energy[1]),
-        pi_range=_pi_range(args),
-        dt=args.dt,
-        n_detectors=args.detectors,
         n_train=args.n_train,
         n_test=args.n_test,
         n_calibration=args.n_test,
-        n_sim=args.n_sim,
-        seed=args.seed,
-        overwrite=args.overwrite,
+        **_like_options(args),
         log=None if (args.no_progress or args.json) else print,
         n_threads=args.threads,
         command=args.argv,

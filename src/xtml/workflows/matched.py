@@ -658,6 +658,22 @@ def classical_answers(
     return out
 
 
+def _file_lines(
+    rows: Sequence[Any], classical: Sequence[Sequence[ClassicalAnswer]], answer: Callable[[Any, str], str]
+) -> list[str]:
+    """Per file: its answer (``answer(row, scope text)``) with the scope flag, then the classical answers."""
+    lines = []
+    for row, answers in zip(rows, classical, strict=True):
+        lines.append(f"{row.path}:")
+        if row.error is not None:
+            lines.append(f"  error: {row.error}")
+            continue
+        scope = "in scope" if row.in_scope else "OUT OF SCOPE: " + "; ".join(row.reasons)
+        lines.append(f"  {answer(row, f'{scope}, scope p = {row.scope_p:.2g}')}")
+        lines += [f"  {c.text()}" for c in answers]
+    return lines
+
+
 @dataclass(frozen=True)
 class MatchedAnswer:
     """What ``xtml sbi train --like`` found: the derivation, the run, and per file the answers."""
@@ -676,14 +692,9 @@ class MatchedAnswer:
             f"run {self.run}: calibration "
             + ("passed" if self.calibrated else "FAILED (the posterior must not be used; answers marked)")
         )
-        for row, classical in zip(self.rows, self.classical, strict=True):
-            lines.append(f"{row.path}:")
-            if row.error is not None:
-                lines.append(f"  error: {row.error}")
-                continue
-            scope = "in scope" if row.in_scope else "OUT OF SCOPE: " + "; ".join(row.reasons)
-            lines.append(f"  SBI posterior ({scope}, scope p = {row.scope_p:.2g}): {row.prediction}")
-            lines += [f"  {c.text()}" for c in classical]
+        lines += _file_lines(
+            self.rows, self.classical, lambda r, scope: f"SBI posterior ({scope}): {r.prediction}"
+        )
         return "\n".join(lines)
 
     def to_dict(self) -> dict[str, Any]:
@@ -834,14 +845,9 @@ class MatchedDetection:
     def text(self, derivation: bool = True) -> str:
         lines = [self.match.text(), self.fit.text()] if derivation else []
         lines.append(f"run {self.run}: {self.headline}")
-        for row, classical in zip(self.rows, self.classical, strict=True):
-            lines.append(f"{row.path}:")
-            if row.error is not None:
-                lines.append(f"  error: {row.error}")
-                continue
-            scope = "in scope" if row.in_scope else "OUT OF SCOPE: " + "; ".join(row.reasons)
-            lines.append(f"  {row.model}: {row.prediction} ({scope}, scope p = {row.scope_p:.2g})")
-            lines += [f"  {c.text()}" for c in classical]
+        lines += _file_lines(
+            self.rows, self.classical, lambda r, scope: f"{r.model}: {r.prediction} ({scope})"
+        )
         return "\n".join(lines)
 
 
