@@ -198,7 +198,7 @@ def observe(
             n_incident=counts.sum(axis=2),
         )
     if detector.dead_time is not None and detector.dead_time.binned:
-        return _binned_dead_time(total_rate, dt, detector, gen, bin_factor)
+        return _binned_dead_time(total_rate, dt, detector.dead_time, n_mod, gen, bin_factor)
     counts = np.zeros((n, n_mod, n_out), dtype=np.int64)
     live = np.empty((n, n_mod))
     incident = np.empty((n, n_mod), dtype=np.int64)
@@ -226,14 +226,12 @@ def observe(
 
 
 def _binned_dead_time(
-    total_rate: FloatArray, dt: float, detector: Detector, gen: np.random.Generator, bin_factor: int
+    total_rate: FloatArray, dt: float, dead: DeadTime, n_mod: int, gen: np.random.Generator, bin_factor: int
 ) -> DetectedCounts:
     """Counts of a binned dead-time detector (:class:`~xtml.simulate.DeadTime` ``binned``): per output bin,
     the mean and variance of the recorded counts summed over its rate bins, drawn per module."""
-    dead = detector.dead_time
-    assert dead is not None
     n, n_fine = total_rate.shape
-    n_out, n_mod = n_fine // bin_factor, detector.n_modules
+    n_out = n_fine // bin_factor
     mean, var = binned_dead_time_moments(total_rate, dt, dead)
     if bin_factor > 1:
         mean = mean.reshape(n, n_out, bin_factor).sum(axis=2)
