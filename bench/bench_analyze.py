@@ -26,6 +26,8 @@ from pathlib import Path
 
 import numpy as np
 
+from bench_events import nicer_header
+
 OUT = Path(__file__).resolve().parent / "out"
 FILES = OUT / "analyze_files"
 RUN = OUT / "analyze_run"
@@ -39,19 +41,7 @@ def _write(path: Path, rng: np.random.Generator) -> None:
 
     met0 = 2.0e8
     times = met0 + np.sort(rng.uniform(0.0, EXPOSURE, N_EVENTS))
-    header = {
-        "TELESCOP": "NICER",
-        "INSTRUME": "XTI",
-        "OBJECT": "Bench X-1",
-        "TIMESYS": "TT",
-        "TIMEREF": "LOCAL",
-        "TIMEUNIT": "s",
-        "MJDREFI": 56658,
-        "MJDREFF": 0.000777592592592593,
-        "TIMEZERO": 0.0,
-        "TSTART": met0,
-        "TSTOP": met0 + EXPOSURE,
-    }
+    header = nicer_header(np.array([[met0, met0 + EXPOSURE]]))
     events = fits.BinTableHDU.from_columns(
         [
             fits.Column(name="TIME", format="D", unit="s", array=times),

@@ -33,6 +33,24 @@ REBIN_F = 0.02
 OUT = Path(__file__).resolve().parent / "out"
 
 
+def nicer_header(gti: np.ndarray) -> dict:
+    """The header keywords of a synthetic NICER-like event file with these GTIs (mission time, s)."""
+    return {
+        "TELESCOP": "NICER",
+        "INSTRUME": "XTI",
+        "OBJECT": "Bench X-1",
+        "TIMESYS": "TT",
+        "TIMEREF": "LOCAL",
+        "TIMEUNIT": "s",
+        "MJDREFI": 56658,
+        "MJDREFF": 0.000777592592592593,
+        "TIMEZERO": 0.0,
+        "TSTART": float(gti[0, 0]),
+        "TSTOP": float(gti[-1, 1]),
+        "EXPOSURE": float(np.sum(gti[:, 1] - gti[:, 0])),
+    }
+
+
 def event_file(n_events: int = N_EVENTS) -> Path:
     """Path of the cached synthetic event file, written on first use (astropy, OGIP layout)."""
     from astropy.io import fits
@@ -48,20 +66,7 @@ def event_file(n_events: int = N_EVENTS) -> Path:
     cut1, cut2, end = 0.3 * good[-1], 0.59 * good[-1], good[-1] + 1e-3
     times = MET0 + good + np.where(good >= cut1, 100.0, 0.0) + np.where(good >= cut2, 200.0, 0.0)
     gti = MET0 + np.array([[0.0, cut1], [cut1 + 100.0, cut2 + 100.0], [cut2 + 300.0, end + 300.0]])
-    header = {
-        "TELESCOP": "NICER",
-        "INSTRUME": "XTI",
-        "OBJECT": "Bench X-1",
-        "TIMESYS": "TT",
-        "TIMEREF": "LOCAL",
-        "TIMEUNIT": "s",
-        "MJDREFI": 56658,
-        "MJDREFF": 0.000777592592592593,
-        "TIMEZERO": 0.0,
-        "TSTART": float(gti[0, 0]),
-        "TSTOP": float(gti[-1, 1]),
-        "EXPOSURE": float(np.sum(gti[:, 1] - gti[:, 0])),
-    }
+    header = nicer_header(gti)
     events = fits.BinTableHDU.from_columns(
         [
             fits.Column(name="TIME", format="D", unit="s", array=times),
