@@ -41,7 +41,7 @@ PULSARS = {"B1509_RXTE_short.fits": 6.597, "sgr1830kgfilt.evt": 0.0960, "ngc300n
 def main() -> None:
     from xtml.reference.fitcli import load_spectrum
     from xtml.reference.search import periodicity_search
-    from xtml.workflows.matched import _rebin_factor, match_observation, observation_spectrum_of, quick_fit
+    from xtml.workflows.matched import match_observation, observation_spectrum_of, quick_fit
 
     if not REALDATA.is_dir():
         raise SystemExit(f"{REALDATA} is absent: the real observations are needed")
@@ -62,7 +62,7 @@ def main() -> None:
         try:
             match = match_observation([path])
             row["observation"] = match.text()
-            ps = observation_spectrum_of(match, 0, rebin_log=_rebin_factor(match))
+            ps = observation_spectrum_of(match, 0, rebin_log=match.rebin_log)
             fit = quick_fit(ps, match.detector, n_sim=N_SIM)
             row["model"], row["chosen_by"], row["tests"] = fit.model, fit.chosen_by, list(fit.tests)
             row["qpo_claimed"] = "qpo=" in fit.model

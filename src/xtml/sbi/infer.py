@@ -95,19 +95,6 @@ def _simulation(run: RunPosterior) -> SimulationConfig:
     return SimulationConfig.from_dict(raw)
 
 
-def _common_gti(gtis: Sequence[NDArray[np.float64]]) -> NDArray[np.float64]:
-    out = np.asarray(gtis[0], dtype=np.float64)
-    for g in gtis[1:]:
-        pieces = []
-        for a0, a1 in out:
-            for b0, b1 in np.asarray(g, dtype=np.float64):
-                lo, hi = max(a0, b0), min(a1, b1)
-                if hi > lo:
-                    pieces.append((lo, hi))
-        out = np.array(pieces, dtype=np.float64).reshape(-1, 2)
-    return out
-
-
 def _first_segments(gti: NDArray[np.float64], length: float, n: int) -> tuple[NDArray[np.float64], int]:
     starts = [a + k * length for a, b in gti for k in range(int(np.floor((b - a) / length + 1e-9)))]
     return np.array([[s, s + length] for s in starts[:n]]).reshape(-1, 2), len(starts)
@@ -116,6 +103,7 @@ def _first_segments(gti: NDArray[np.float64], length: float, n: int) -> tuple[ND
 def _events_spectrum(paths: Sequence[Path], sim: SimulationConfig) -> tuple[Any, list[str]]:
     from xtml.timing import read_events
     from xtml.timing.periodogram import periodogram_from_events
+    from xtml.timing.products import common_gti
 
     o = sim.observation
     events = [read_events(p) for p in paths]
@@ -123,7 +111,7 @@ def _events_spectrum(paths: Sequence[Path], sim: SimulationConfig) -> tuple[Any,
         raise ValueError(
             f"event files of one observation must come from one mission; got {[e.mission for e in events]}"
         )
-    gti = _common_gti([e.gti + e.t_ref for e in events])
+    gti = common_gti([e.gti + e.t_ref for e in events])
     segments, available = _first_segments(gti, o.segment_length, o.n_segments)
     names = ", ".join(str(p) for p in paths)
     if available < o.n_segments:

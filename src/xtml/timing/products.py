@@ -11,21 +11,30 @@ object, which ``stingray.AveragedPowerspectrum.read(path, fmt="ascii.ecsv")`` re
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from numpy.typing import ArrayLike, NDArray
 
 from xtml.timing.io import EventData
 from xtml.timing.spectrum import PowerSpectrum
 
-__all__ = ["load_spectrum_file", "pair_products", "save_spectrum"]
+__all__ = ["common_gti", "load_spectrum_file", "pair_products", "save_spectrum"]
 
 
-def _common_gti(gtis: list[np.ndarray]) -> np.ndarray:
-    out = gtis[0]
+def common_gti(gtis: Sequence[ArrayLike]) -> NDArray[np.float64]:
+    """The intersection of several GTI lists (``(n, 2)`` arrays of start, stop in one time frame): the
+    good time that all detectors share, shape ``(k, 2)`` (``k = 0`` when none)."""
+    out = np.asarray(gtis[0], dtype=np.float64).reshape(-1, 2)
     for g in gtis[1:]:
-        pieces = [(max(a0, b0), min(a1, b1)) for a0, a1 in out for b0, b1 in g if min(a1, b1) > max(a0, b0)]
+        pieces = [
+            (max(a0, b0), min(a1, b1))
+            for a0, a1 in out
+            for b0, b1 in np.asarray(g, dtype=np.float64).reshape(-1, 2)
+            if min(a1, b1) > max(a0, b0)
+        ]
         out = np.array(pieces, dtype=np.float64).reshape(-1, 2)
     return out
 
@@ -49,7 +58,7 @@ def pair_products(
 
     length, n_bins = _segment_bins_from_size(segment_size, float(dt))
     t0 = min(a.t_ref, b.t_ref)
-    gti = _common_gti([np.asarray(e.gti, dtype=np.float64) + (e.t_ref - t0) for e in (a, b)])
+    gti = common_gti([np.asarray(e.gti, dtype=np.float64) + (e.t_ref - t0) for e in (a, b)])
     starts = _segment_starts(gti, length) if gti.size else np.zeros(0)
     if len(starts) == 0:
         longest = float(np.max(gti[:, 1] - gti[:, 0])) if gti.size else 0.0

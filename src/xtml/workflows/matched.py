@@ -137,6 +137,7 @@ class ObservationMatch:
     energy_range: tuple[float, float] | None = None
     pi_range: tuple[float, float] | None = None
     notes: tuple[str, ...] = ()
+    rebin_log: float = 0.0  # the log-rebinning that leaves at most _MAX_SPECTRUM_BINS frequencies
 
     @property
     def segment_length(self) -> float:
@@ -367,6 +368,9 @@ def match_observation(
                 f"{s.path}: resampled from {s.native_dt:g} s bins; analysed at {step:g} s, a multiple of "
                 f"the clean {s.clean_dt:g} s"
             )
+    from xtml.timing import observation_spectrum
+
+    first, _ = observation_spectrum(sources[0], dt=step, segment_size=bins * step, n_segments=n_use)
     return ObservationMatch(
         paths=tuple(str(p) for p in paths),
         mission=mission,
@@ -383,6 +387,7 @@ def match_observation(
         energy_range=energy_range,
         pi_range=pi_range,
         notes=tuple(notes),
+        rebin_log=_rebin_factor(first),
     )
 
 
@@ -406,11 +411,10 @@ def observation_spectrum_of(match: ObservationMatch, index: int = 0, rebin_log: 
     return ps
 
 
-def _rebin_factor(match: ObservationMatch) -> float:
-    """The smallest log-rebinning factor that leaves at most ``_MAX_SPECTRUM_BINS`` frequencies."""
+def _rebin_factor(ps: Any) -> float:
+    """The smallest log-rebinning factor that leaves at most ``_MAX_SPECTRUM_BINS`` frequencies of ``ps``."""
     from xtml.timing import rebin_log
 
-    ps = observation_spectrum_of(match)
     if ps.n_freq <= _MAX_SPECTRUM_BINS:
         return 0.0
     for f in (0.01, 0.02, 0.03, 0.05, 0.1, 0.2):
@@ -545,7 +549,7 @@ def _simulation_tables(match: ObservationMatch) -> dict[str, Any]:
             "segment_bins": match.segment_bins,
             "n_segments": match.n_segments,
             "norm": "leahy",
-            "rebin_log": _rebin_factor(match),
+            "rebin_log": match.rebin_log,
             "red_noise_factor": 2,
             # a light curve's bins integrate the power above the Nyquist frequency
             "alias_factor": 4 if match.kind == "light curve" else 1,
@@ -742,7 +746,7 @@ def train_matched_sbi(
         paths, energy_range=energy_range, pi_range=pi_range, dt=dt, n_detectors=n_detectors
     )
     say(match.text())
-    spectrum = observation_spectrum_of(match, 0, rebin_log=_rebin_factor(match))
+    spectrum = observation_spectrum_of(match, 0, rebin_log=match.rebin_log)
     fit = quick_fit(spectrum, match.detector, model=model, n_sim=n_sim)
     say(fit.text())
     raw = matched_sbi_config(
@@ -883,7 +887,7 @@ def train_matched_detection(
         paths, energy_range=energy_range, pi_range=pi_range, dt=dt, n_detectors=n_detectors
     )
     say(match.text())
-    rebin = _rebin_factor(match)
+    rebin = match.rebin_log
     fit = quick_fit(observation_spectrum_of(match, 0, rebin_log=rebin), match.detector, n_sim=n_sim)
     say(fit.text())
     config = SimulationConfig.from_dict(matched_detection_config(match, fit, seed=seed))
